@@ -1,0 +1,180 @@
+"""The self-supervised training example of the paper's Section 3.1, as one layer.
+
+From a colour image I (and optionally its real line art) it builds
+
+* ``sketch``     I_s: XDoG outline of I (or the given line art), float32 [N, H, W, 1] in [-1, 1]
+* ``target``     I_gt = a(I): per-channel colour shift, float32 [N, H, W, 3] in [-1, 1]
+* ``reference``  I_r = s(I_gt): random TPS warp, float32 [N, H, W, 3] in [-1, 1]
+* ``correspondence`` int32 [N, G]: for each sketch-grid cell, the reference cell showing it
+* ``valid``      float32 [N, G]: 1 where that correspondence exists
+* ``negative``   int32 [N, G]: a random non-corresponding reference cell (>= 2 cells away)
+
+with G = (H / feature_stride) * (W / feature_stride), cells row-major.
+"""
+
+from __future__ import annotations
+
+from keras_scft.augment.backend import AugmentLayer, Backend
+from keras_scft.augment.color import color_shift, sample_color_shift
+from keras_scft.augment.correspondence import correspondence_targets, sample_negatives
+from keras_scft.augment.sketch import XDoGRanges, sample_xdog_params, xdog_sketch
+from keras_scft.augment.tps import control_grid, fit_tps, sample_tps_destinations, tps_warp
+
+from keras import saving
+
+
+def to_signed_unit(B: Backend, images):
+    """uint8 [0, 255] -> float32 [-1, 1]; floating inputs are assumed in [-1, 1] already."""
+    if "int" in str(images.dtype):
+        return B.core.cast(images, "float32") / 127.5 - 1.0
+    return B.core.cast(images, "float32")
+
+
+@saving.register_keras_serializable(package="keras_scft")
+class SelfAugment(AugmentLayer):
+    """Builds ``{sketch, reference, target, correspondence, valid, negative}`` from images.
+
+    Call it on a float [-1, 1] or uint8 image batch [N, H, W, 3], or on a dict
+    ``{"image": ..., "sketch": ...}`` where ``sketch`` [N, H, W, 1] is given line art
+    (white = 1 / 255). It runs inside ``tf.data.Dataset.map`` (graph ops, any Keras backend)
+    and inside a jitted train step. H and W must be multiples of ``feature_stride``.
+
+    Args:
+        feature_stride: encoder downsampling factor; sets the correspondence grid.
+        color_shift: max per-channel shift of a(.) (0 disables it).
+        tps_grid, tps_jitter, tps_scale, tps_rotation, tps_translation: the warp s(.):
+            control grid size, uniform jitter of each control point (normalized units,
+            image = [-1, 1]), random scale range, max rotation (degrees), max shift.
+        fill_mode, fill_value: what the reference shows where the warp looks outside I_gt.
+        xdog: XDoG sampling ranges, e.g. ``{"sigma": [0.3, 0.5]}`` (see ``XDoGRanges``).
+        given_sketch_prob: chance of using given line art instead of XDoG when a sketch is
+            provided (1 = always the given one).
+        max_offset: correspondence tolerance in cells (see ``correspondence_targets``).
+        seed: int seed; the same seed reproduces the same sequence of examples.
+    """
+
+    def __init__(
+        self,
+        feature_stride: int = 16,
+        color_shift: float = 1.0,
+        tps_grid: int = 5,
+        tps_jitter: float = 0.1,
+        tps_scale: tuple[float, float] = (0.9, 1.1),
+        tps_rotation: float = 10.0,
+        tps_translation: float = 0.05,
+        fill_mode: str = "constant",
+        fill_value: float = 1.0,
+        xdog: dict | None = None,
+        given_sketch_prob: float = 1.0,
+        max_offset: float = 0.5,
+        seed: int | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.feature_stride = int(feature_stride)
+        self.color_shift = float(color_shift)
+        self.tps_grid = int(tps_grid)
+        self.tps_jitter = float(tps_jitter)
+        self.tps_scale = tuple(float(v) for v in tps_scale)
+        self.tps_rotation = float(tps_rotation)
+        self.tps_translation = float(tps_translation)
+        self.fill_mode = fill_mode
+        self.fill_value = float(fill_value)
+        self.xdog = dict(xdog or {})
+        self.xdog_ranges = XDoGRanges(**{k: tuple(v) for k, v in self.xdog.items()})
+        self.given_sketch_prob = float(given_sketch_prob)
+        self.max_offset = float(max_offset)
+        self.seed = seed
+        from keras import random
+
+        self.generator = random.SeedGenerator(seed)
+
+    def grid_shape(self, height: int, width: int) -> tuple[int, int]:
+        """Correspondence grid for an image size; raises if not divisible by the stride."""
+        s = self.feature_stride
+        if height % s or width % s:
+            raise ValueError(
+                f"image size {height}x{width} is not a multiple of feature_stride={s}; "
+                f"resize or crop to a multiple of {s}"
+            )
+        return height // s, width // s
+
+    def sample_params(self, batch_size, height: int, width: int) -> dict:
+        """Draw every random quantity of one batch (tensors on this call's backend)."""
+        B, seed = self.backend, self.seed_generator()
+        gh, gw = self.grid_shape(height, width)
+        return {
+            "xdog": sample_xdog_params(B, batch_size, seed, self.xdog_ranges),
+            "shift": sample_color_shift(B, batch_size, seed, self.color_shift),
+            "dst": sample_tps_destinations(
+                B, batch_size, seed, self.tps_grid, self.tps_jitter, self.tps_scale,
+                self.tps_rotation, self.tps_translation,
+            ),
+            "use_given": B.random.uniform((batch_size,), 0.0, 1.0, seed=seed) < self.given_sketch_prob,
+            "negative_noise": B.random.uniform((batch_size, gh * gw, 2), 0.0, 1.0, seed=seed),
+        }
+
+    def apply(self, images, params: dict, sketch=None) -> dict:
+        """Deterministic part: build the example from images and drawn ``params``."""
+        B = self.backend
+        images = to_signed_unit(B, images)
+        shape = B.core.shape(images)
+        gh, gw = self.grid_shape(shape[1], shape[2])
+        drawn = xdog_sketch(B, images, params["xdog"], self.xdog_ranges.kernel_radius())
+        if sketch is not None:
+            given = to_signed_unit(B, sketch)
+            drawn = B.numpy.where(params["use_given"][:, None, None, None], given, drawn)
+        target = color_shift(B, images, params["shift"])
+        dst = params["dst"]
+        coefficients = fit_tps(B, dst, control_grid(B, self.tps_grid))
+        reference = tps_warp(B, target, dst, coefficients, self.fill_mode, self.fill_value)
+        correspondence, valid = correspondence_targets(B, dst, coefficients, gh, gw, self.max_offset)
+        negative = sample_negatives(B, correspondence, gh, gw, params["negative_noise"])
+        return {
+            "sketch": drawn,
+            "reference": reference,
+            "target": target,
+            "correspondence": correspondence,
+            "valid": valid,
+            "negative": negative,
+        }
+
+    def call(self, inputs):
+        if isinstance(inputs, dict):
+            images, sketch = inputs["image"], inputs.get("sketch")
+        else:
+            images, sketch = inputs, None
+        shape = self.backend.core.shape(images)
+        return self.apply(images, self.sample_params(shape[0], shape[1], shape[2]), sketch)
+
+    def compute_output_shape(self, input_shape):
+        shape = input_shape["image"] if isinstance(input_shape, dict) else input_shape
+        n, h, w = shape[0], shape[1], shape[2]
+        g = None if h is None or w is None else (h // self.feature_stride) * (w // self.feature_stride)
+        return {
+            "sketch": (n, h, w, 1),
+            "reference": (n, h, w, 3),
+            "target": (n, h, w, 3),
+            "correspondence": (n, g),
+            "valid": (n, g),
+            "negative": (n, g),
+        }
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            feature_stride=self.feature_stride,
+            color_shift=self.color_shift,
+            tps_grid=self.tps_grid,
+            tps_jitter=self.tps_jitter,
+            tps_scale=list(self.tps_scale),
+            tps_rotation=self.tps_rotation,
+            tps_translation=self.tps_translation,
+            fill_mode=self.fill_mode,
+            fill_value=self.fill_value,
+            xdog={k: list(v) for k, v in self.xdog.items()},
+            given_sketch_prob=self.given_sketch_prob,
+            max_offset=self.max_offset,
+            seed=self.seed,
+        )
+        return config

@@ -1,0 +1,73 @@
+import numpy as np
+import pytest
+
+from keras_scft.augment.backend import active_backend
+from keras_scft.augment import tps
+from keras_scft.augment.sampling import bilinear_sample, pixel_centers
+
+pytestmark = pytest.mark.multi_backend
+
+
+def _np(x):
+    return np.asarray(x)
+
+
+def _image(rng, n=2, h=32, w=48, c=3):
+    return rng.uniform(-1, 1, (n, h, w, c)).astype("float32")
+
+
+@pytest.mark.parametrize("field_stride", [1, 4])
+def test_identity_tps_returns_input(field_stride):
+    B = active_backend()
+    images = _image(np.random.default_rng(0))
+    dst = np.broadcast_to(_np(tps.control_grid(B, 4))[None], (2, 16, 2)).copy()
+    coef = tps.fit_tps(B, dst, tps.control_grid(B, 4))
+    out = _np(tps.tps_warp(B, images, dst, coef, field_stride=field_stride))
+    np.testing.assert_allclose(out, images, atol=1e-4)
+
+
+def test_fit_interpolates_control_points():
+    B = active_backend()
+    rng = np.random.default_rng(1)
+    src = _np(tps.control_grid(B, 5))
+    dst = (src[None] + rng.uniform(-0.15, 0.15, (3, 25, 2))).astype("float32")
+    coef = tps.fit_tps(B, dst, src)
+    np.testing.assert_allclose(_np(tps.tps_transform(B, dst, dst, coef)), np.broadcast_to(src, (3, 25, 2)), atol=1e-4)
+
+
+def test_translation_moves_a_pixel_where_the_math_says():
+    # dst = src + t: content at src appears at src + t, i.e. shifted right 4 px and down 2 px.
+    B = active_backend()
+    h = w = 32
+    images = -np.ones((1, h, w, 1), "float32")
+    images[0, 10, 12, 0] = 1.0
+    src = _np(tps.control_grid(B, 3))
+    shift = np.array([4 * 2.0 / w, 2 * 2.0 / h], "float32")
+    dst = (src + shift)[None]
+    coef = tps.fit_tps(B, dst, src)
+    out = _np(tps.tps_warp(B, images, dst, coef, fill_value=-1.0))
+    assert np.unravel_index(np.argmax(out[0, ..., 0]), (h, w)) == (12, 16)
+    assert out[0, 12, 16, 0] == pytest.approx(1.0, abs=1e-4)
+
+
+def test_coarse_field_is_close_to_exact():
+    B = active_backend()
+    rng = np.random.default_rng(2)
+    src = _np(tps.control_grid(B, 5))
+    dst = (src[None] + rng.uniform(-0.1, 0.1, (2, 25, 2))).astype("float32")
+    coef = tps.fit_tps(B, dst, src)
+    exact = _np(tps.tps_source_field(B, 128, 128, dst, coef, 1))
+    coarse = _np(tps.tps_source_field(B, 128, 128, dst, coef, 4))
+    assert np.max(np.abs(exact - coarse)) * 64 < 0.5  # in pixels
+
+
+def test_bilinear_sample_constant_fill_and_exact_pixels():
+    B = active_backend()
+    images = _image(np.random.default_rng(3), n=1, h=8, w=8)
+    centers = _np(pixel_centers(B, 8, 8))[None]
+    np.testing.assert_allclose(_np(bilinear_sample(B, images, centers)), images.reshape(1, 64, 3), atol=1e-6)
+    far = np.array([[[3.0, 0.0], [0.0, -3.0]]], "float32")
+    np.testing.assert_allclose(_np(bilinear_sample(B, images, far, fill_value=0.25)), 0.25)
+    nearest = _np(bilinear_sample(B, images, far, fill_mode="nearest"))
+    # x=3 clamps to the last column; y=0 lies halfway between rows 3 and 4
+    np.testing.assert_allclose(nearest[0, 0], 0.5 * (images[0, 3, 7] + images[0, 4, 7]), atol=1e-6)
