@@ -88,6 +88,7 @@ class SelfAugment(AugmentLayer):
         from keras import random
 
         self.generator = random.SeedGenerator(seed)
+        self.built = True  # no weights; its only state, the seed, exists now
 
     def grid_shape(self, height: int, width: int) -> tuple[int, int]:
         """Correspondence grid for an image size; raises if not divisible by the stride."""

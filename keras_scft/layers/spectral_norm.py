@@ -1,0 +1,70 @@
+"""Spectrally normalized 2-D convolution (Miyato et al. 2018), functional in the weights.
+
+``keras.layers.SpectralNormalization`` assigns W / sigma back into the trainable kernel on
+every training call. Under TensorFlow that rescales the stored kernel in place; under a
+stateless JAX step the assignment to a trainable variable is dropped. The two backends
+would then train different dynamics. This layer keeps W as trained and uses W / sigma(W)
+in the forward pass (gradient through sigma, as in PyTorch's ``spectral_norm``); only the
+power-iteration vector u is state, updated in training calls.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+
+def _l2_normalize(x, eps=1e-12):
+    return x / ops.maximum(ops.sqrt(ops.sum(ops.square(x))), eps)
+
+
+@keras.saving.register_keras_serializable(package="keras_scft")
+class SpectralNormConv2D(keras.layers.Conv2D):
+    """``keras.layers.Conv2D`` whose kernel is divided by its largest singular value.
+
+    Args:
+        power_iterations: power-iteration steps per training call (1 is standard).
+        All other arguments are those of ``keras.layers.Conv2D``.
+    """
+
+    def __init__(self, *args, power_iterations: int = 1, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.power_iterations = int(power_iterations)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self.vector_u = self.add_weight(
+            shape=(1, self.filters), initializer=keras.initializers.RandomNormal(),
+            trainable=False, name="vector_u", dtype=self.variable_dtype,
+        )
+
+    def normalized_kernel(self, training: bool = False):
+        """W / sigma(W), and the updated u (stop-gradient)."""
+        w = ops.reshape(self.kernel, (-1, self.filters))
+        u = self.vector_u
+        if training:
+            for _ in range(self.power_iterations):
+                v = _l2_normalize(ops.matmul(u, ops.transpose(w)))
+                u = _l2_normalize(ops.matmul(v, w))
+        u = ops.stop_gradient(u)
+        v = ops.stop_gradient(_l2_normalize(ops.matmul(u, ops.transpose(w))))
+        sigma = ops.sum(ops.matmul(v, w) * u)
+        return self.kernel / sigma, u
+
+    def call(self, inputs, training=False):
+        kernel, u = self.normalized_kernel(training=bool(training))
+        if training:
+            self.vector_u.assign(u)
+        outputs = ops.conv(inputs, ops.cast(kernel, self.compute_dtype), strides=self.strides,
+                           padding=self.padding, data_format=self.data_format,
+                           dilation_rate=self.dilation_rate)
+        if self.use_bias:
+            outputs = outputs + ops.cast(self.bias, self.compute_dtype)
+        if self.activation is not None:
+            outputs = self.activation(outputs)
+        return outputs
+
+    def get_config(self):
+        config = super().get_config()
+        config["power_iterations"] = self.power_iterations
+        return config

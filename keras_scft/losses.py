@@ -1,0 +1,95 @@
+"""The five training losses of SCFT, as pure functions of tensors (keras.ops).
+
+Every function casts its inputs to float32 first, so the losses are computed in float32 even
+when the networks run in ``mixed_bfloat16``. Images are float in [-1, 1].
+"""
+
+from __future__ import annotations
+
+from keras import ops
+
+GAN_LOSSES = ("lsgan", "bce")
+
+
+def _f32(x):
+    return ops.cast(x, "float32")
+
+
+def reconstruction_loss(output, target):
+    """L_rec: mean absolute error between output and I_gt [B, H, W, 3] -> scalar."""
+    return ops.mean(ops.abs(_f32(output) - _f32(target)))
+
+
+def discriminator_loss(real_logits, fake_logits, kind: str = "lsgan"):
+    """D's adversarial loss on patch logits of (I_gt, I_s) and (output, I_s) -> scalar.
+
+    ``lsgan``: mean((D(real) - 1)^2) + mean(D(fake)^2), halved (as in the public code).
+    ``bce``: the paper's cross-entropy form, -log sigmoid(D(real)) - log(1 - sigmoid(D(fake))).
+    """
+    real, fake = _f32(real_logits), _f32(fake_logits)
+    if kind == "lsgan":
+        return 0.5 * (ops.mean(ops.square(real - 1.0)) + ops.mean(ops.square(fake)))
+    if kind == "bce":
+        return ops.mean(ops.softplus(-real)) + ops.mean(ops.softplus(fake))
+    raise ValueError(f"unknown GAN loss {kind!r}; allowed: {', '.join(GAN_LOSSES)}")
+
+
+def generator_adversarial_loss(fake_logits, kind: str = "lsgan"):
+    """G's adversarial loss L_adv on D's patch logits of (output, I_s) -> scalar.
+
+    ``lsgan``: mean((D(fake) - 1)^2); ``bce``: non-saturating -log sigmoid(D(fake)).
+    """
+    fake = _f32(fake_logits)
+    if kind == "lsgan":
+        return ops.mean(ops.square(fake - 1.0))
+    if kind == "bce":
+        return ops.mean(ops.softplus(-fake))
+    raise ValueError(f"unknown GAN loss {kind!r}; allowed: {', '.join(GAN_LOSSES)}")
+
+
+def triplet_scores(logits, positive, negative):
+    """Gather s(i, j+) and s(i, j-) from SCFT logits.
+
+    Args:
+        logits: [B, N, M] scaled scores (sketch position i x reference position j).
+        positive, negative: int [B, N] reference indices per sketch position.
+
+    Returns:
+        ``(s_pos, s_neg)``, float32 [B, N] each.
+    """
+    logits = _f32(logits)
+    s_pos = ops.take_along_axis(logits, ops.cast(positive, "int32")[..., None], axis=-1)[..., 0]
+    s_neg = ops.take_along_axis(logits, ops.cast(negative, "int32")[..., None], axis=-1)[..., 0]
+    return s_pos, s_neg
+
+
+def triplet_loss_from_scores(s_pos, s_neg, valid, margin: float = 12.0):
+    """Mean over valid positions of max(0, -s_pos + s_neg + margin) -> scalar (0 if none valid)."""
+    valid = _f32(valid)
+    hinge = ops.relu(_f32(s_neg) - _f32(s_pos) + margin)
+    return ops.sum(hinge * valid) / ops.maximum(ops.sum(valid), 1.0)
+
+
+def triplet_loss(logits, positive, negative, valid, margin: float = 12.0):
+    """L_tr, the similarity-based triplet loss on SCFT logits [B, N, M] (see the two helpers)."""
+    s_pos, s_neg = triplet_scores(logits, positive, negative)
+    return triplet_loss_from_scores(s_pos, s_neg, valid, margin)
+
+
+def perceptual_loss(output_features, target_features):
+    """L_perc: sum over layers of the mean absolute difference of VGG activations -> scalar."""
+    return sum(ops.mean(ops.abs(_f32(a) - _f32(b))) for a, b in zip(output_features, target_features))
+
+
+def gram_matrix(features):
+    """Gram matrix of [B, h, w, c] features, normalized by h * w * c -> float32 [B, c, c]."""
+    features = _f32(features)
+    shape = ops.shape(features)
+    flat = ops.reshape(features, (shape[0], -1, shape[-1]))
+    norm = ops.cast(shape[1] * shape[2] * shape[3], "float32")
+    return ops.matmul(ops.transpose(flat, (0, 2, 1)), flat) / norm
+
+
+def style_loss(output_features, target_features):
+    """L_style: sum over layers of the mean absolute difference of Gram matrices -> scalar."""
+    return sum(ops.mean(ops.abs(gram_matrix(a) - gram_matrix(b))) for a, b in zip(output_features, target_features))
