@@ -25,11 +25,13 @@ class SCFTGenerator(keras.Model):
         residual_blocks: number of residual blocks after SCFT (plus an outer skip).
         decoder_widths: one per decoder stage, coarsest first; default mirrors the encoder.
         stop_gradient_attention: see :class:`SCFTAttention`.
+        image_size: the (height, width) it was trained at, if known; inference resizes
+            inputs to it by default (the network itself accepts any multiple of 16).
     """
 
     def __init__(self, widths=DEFAULT_WIDTHS, downsample=DEFAULT_DOWNSAMPLE, norm: str = "instance",
                  residual_blocks: int = 4, decoder_widths=None, stop_gradient_attention: bool = False,
-                 name: str | None = None, **kwargs):
+                 image_size=None, name: str | None = None, **kwargs):
         widths, downsample = tuple(int(w) for w in widths), tuple(int(i) for i in downsample)
         if decoder_widths is None:
             decoder_widths = (widths[-1],) + tuple(widths[i - 1] for i in reversed(downsample))
@@ -57,6 +59,16 @@ class SCFTGenerator(keras.Model):
         self.residual_blocks = int(residual_blocks)
         self.decoder_widths = decoder_widths
         self.stop_gradient_attention = bool(stop_gradient_attention)
+        self.image_size = None if image_size is None else tuple(int(v) for v in image_size)
+
+    def attention_maps(self, sketch, reference):
+        """SCFT attention alpha for a batch: float32 [B, N, N], rows (sketch cells) sum to 1.
+
+        Inputs as for ``call``; N = (H / stride) * (W / stride), row-major cells.
+        """
+        v_s = self.get_layer("sketch_encoder")(sketch)[0]
+        v_r = self.get_layer("reference_encoder")(reference)[0]
+        return self.get_layer("scft")([v_s, v_r], return_attention=True)[2]
 
     @property
     def stride(self) -> int:
@@ -71,7 +83,8 @@ class SCFTGenerator(keras.Model):
     def get_config(self):
         return {"widths": list(self.widths), "downsample": list(self.downsample), "norm": self.norm,
                 "residual_blocks": self.residual_blocks, "decoder_widths": list(self.decoder_widths),
-                "stop_gradient_attention": self.stop_gradient_attention, "name": self.name,
+                "stop_gradient_attention": self.stop_gradient_attention,
+                "image_size": list(self.image_size) if self.image_size else None, "name": self.name,
                 "trainable": self.trainable}
 
     @classmethod
@@ -81,7 +94,7 @@ class SCFTGenerator(keras.Model):
 
 def build_generator(widths=DEFAULT_WIDTHS, downsample=DEFAULT_DOWNSAMPLE, norm: str = "instance",
                     residual_blocks: int = 4, decoder_widths=None,
-                    stop_gradient_attention: bool = False) -> SCFTGenerator:
+                    stop_gradient_attention: bool = False, image_size=None) -> SCFTGenerator:
     """The SCFT generator with the paper's layout by default (see :class:`SCFTGenerator`)."""
     return SCFTGenerator(widths, downsample, norm, residual_blocks, decoder_widths,
-                         stop_gradient_attention, name="generator")
+                         stop_gradient_attention, image_size, name="generator")
