@@ -10,6 +10,9 @@ if Keras moves it, only this file changes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import numpy as np
 from keras.src.layers.preprocessing.data_layer import DataLayer
 from keras.src.utils.backend_utils import DynamicBackend
 
@@ -20,6 +23,20 @@ Backend = DynamicBackend
 def active_backend() -> DynamicBackend:
     """The backend namespace of the running Keras backend (for use outside tf.data)."""
     return DynamicBackend()
+
+
+Uniform = Callable[..., object]
+"""``uniform(shape, low=0.0, high=1.0)`` -> float32 array of uniform draws."""
+
+
+def backend_uniform(B: DynamicBackend, seed) -> Uniform:
+    """Uniform draws from the backend's RNG (``seed``: a SeedGenerator or an int)."""
+    return lambda shape, low=0.0, high=1.0: B.random.uniform(shape, low, high, dtype="float32", seed=seed)
+
+
+def numpy_uniform(rng: np.random.Generator) -> Uniform:
+    """Uniform draws from numpy: the same numbers on every backend and machine."""
+    return lambda shape, low=0.0, high=1.0: rng.uniform(low, high, shape).astype(np.float32)
 
 
 class AugmentLayer(DataLayer):
@@ -36,4 +53,4 @@ class AugmentLayer(DataLayer):
         return self._get_seed_generator(self.backend._backend)
 
 
-__all__ = ["AugmentLayer", "Backend", "active_backend"]
+__all__ = ["AugmentLayer", "Backend", "Uniform", "active_backend", "backend_uniform", "numpy_uniform"]

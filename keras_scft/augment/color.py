@@ -7,12 +7,12 @@ SCFT reimplementations use max_shift = 1 (half the value range).
 
 from __future__ import annotations
 
-from keras_scft.augment.backend import Backend
+from keras_scft.augment.backend import Backend, Uniform
 
 
-def sample_color_shift(B: Backend, batch_size, seed, max_shift: float = 1.0):
+def sample_color_shift(uniform: Uniform, batch_size, max_shift: float = 1.0):
     """Per-image, per-channel shifts: float32 [batch_size, 3] in [-max_shift, max_shift]."""
-    return B.random.uniform((batch_size, 3), -max_shift, max_shift, dtype="float32", seed=seed)
+    return uniform((batch_size, 3), -max_shift, max_shift)
 
 
 def color_shift(B: Backend, images, shift):

@@ -14,12 +14,13 @@ with G = (H / feature_stride) * (W / feature_stride), cells row-major.
 
 from __future__ import annotations
 
-from keras_scft.augment.backend import AugmentLayer, Backend
+from keras_scft.augment.backend import AugmentLayer, Backend, backend_uniform, numpy_uniform
 from keras_scft.augment.color import color_shift, sample_color_shift
 from keras_scft.augment.correspondence import correspondence_targets, sample_negatives
 from keras_scft.augment.sketch import XDoGRanges, sample_xdog_params, xdog_sketch
 from keras_scft.augment.tps import control_grid, fit_tps, sample_tps_destinations, tps_warp
 
+import numpy as np
 from keras import saving
 
 
@@ -100,19 +101,25 @@ class SelfAugment(AugmentLayer):
             )
         return height // s, width // s
 
-    def sample_params(self, batch_size, height: int, width: int) -> dict:
-        """Draw every random quantity of one batch (tensors on this call's backend)."""
-        B, seed = self.backend, self.seed_generator()
+    def sample_params(self, batch_size, height: int, width: int, rng=None) -> dict:
+        """Draw every random quantity of one batch.
+
+        With ``rng`` (a ``numpy.random.Generator``) the draws come from numpy, identical on
+        every backend and machine (used for evaluation sets); otherwise from this layer's
+        seed generator on the call's backend.
+        """
+        B = self.backend
+        uniform = numpy_uniform(rng) if rng is not None else backend_uniform(B, self.seed_generator())
         gh, gw = self.grid_shape(height, width)
         return {
-            "xdog": sample_xdog_params(B, batch_size, seed, self.xdog_ranges),
-            "shift": sample_color_shift(B, batch_size, seed, self.color_shift),
+            "xdog": sample_xdog_params(uniform, batch_size, self.xdog_ranges),
+            "shift": sample_color_shift(uniform, batch_size, self.color_shift),
             "dst": sample_tps_destinations(
-                B, batch_size, seed, self.tps_grid, self.tps_jitter, self.tps_scale,
+                B, uniform, batch_size, self.tps_grid, self.tps_jitter, self.tps_scale,
                 self.tps_rotation, self.tps_translation,
             ),
-            "use_given": B.random.uniform((batch_size,), 0.0, 1.0, seed=seed) < self.given_sketch_prob,
-            "negative_noise": B.random.uniform((batch_size, gh * gw, 2), 0.0, 1.0, seed=seed),
+            "use_given": uniform((batch_size,)) < self.given_sketch_prob,
+            "negative_noise": uniform((batch_size, gh * gw, 2)),
         }
 
     def apply(self, images, params: dict, sketch=None) -> dict:
@@ -139,6 +146,16 @@ class SelfAugment(AugmentLayer):
             "valid": valid,
             "negative": negative,
         }
+
+    def example_from_numpy(self, images, rng, sketch=None) -> dict:
+        """A reproducible example: parameters drawn from ``rng`` (numpy), numpy arrays out.
+
+        The same ``rng`` state gives the same example on any backend (to float tolerance).
+        """
+        images = np.asarray(images)
+        params = self.sample_params(len(images), images.shape[1], images.shape[2], rng=rng)
+        out = self.apply(images, params, sketch)
+        return {k: np.asarray(v) for k, v in out.items()}
 
     def call(self, inputs):
         if isinstance(inputs, dict):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from keras_scft.augment.backend import Backend
+from keras_scft.augment.backend import Backend, Uniform
 
 
 @dataclass(frozen=True)
@@ -73,10 +73,10 @@ def gaussian_blur_per_channel(B: Backend, images, taps):
     return B.numpy.transpose(B.numpy.reshape(x, (h, w, n, c)), (2, 0, 1, 3))
 
 
-def sample_xdog_params(B: Backend, batch_size, seed, ranges: XDoGRanges = XDoGRanges()) -> dict:
-    """Draw per-image XDoG parameters: dict of float32 [batch_size] tensors."""
+def sample_xdog_params(uniform: Uniform, batch_size, ranges: XDoGRanges = XDoGRanges()) -> dict:
+    """Draw per-image XDoG parameters: dict of float32 [batch_size] arrays."""
     names = ("sigma", "k", "p", "eps", "phi")
-    u = B.random.uniform((batch_size, len(names)), 0.0, 1.0, dtype="float32", seed=seed)
+    u = uniform((batch_size, len(names)))
     params = {}
     for i, name in enumerate(names):
         low, high = getattr(ranges, name)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from keras_scft.augment.backend import Backend
+from keras_scft.augment.backend import Backend, Uniform
 from keras_scft.augment.sampling import bilinear_sample, pixel_centers
 
 
@@ -28,8 +28,8 @@ def control_grid(B: Backend, grid_size: int):
 
 def sample_tps_destinations(
     B: Backend,
+    uniform: Uniform,
     batch_size,
-    seed,
     grid_size: int = 5,
     jitter: float = 0.1,
     scale: tuple[float, float] = (0.9, 1.1),
@@ -43,7 +43,7 @@ def sample_tps_destinations(
     """
     src = control_grid(B, grid_size)
     k = grid_size * grid_size
-    u = B.random.uniform((batch_size, 4), 0.0, 1.0, dtype="float32", seed=seed)
+    u = uniform((batch_size, 4))
     s = scale[0] + (scale[1] - scale[0]) * u[:, 0]
     angle = (2.0 * u[:, 1] - 1.0) * (rotation_degrees * math.pi / 180.0)
     tx = (2.0 * u[:, 2] - 1.0) * translation
@@ -52,7 +52,7 @@ def sample_tps_destinations(
     x, y = src[None, :, 0], src[None, :, 1]
     ax = cos[:, None] * x - sin[:, None] * y + tx[:, None]
     ay = sin[:, None] * x + cos[:, None] * y + ty[:, None]
-    noise = B.random.uniform((batch_size, k, 2), -jitter, jitter, dtype="float32", seed=seed)
+    noise = uniform((batch_size, k, 2), -jitter, jitter)
     return B.numpy.stack([ax, ay], axis=-1) + noise
 
 

@@ -1,9 +1,8 @@
-import keras
 import numpy as np
 import pytest
 
 from keras_scft.augment import tps
-from keras_scft.augment.backend import active_backend
+from keras_scft.augment.backend import active_backend, numpy_uniform
 from keras_scft.augment.correspondence import correspondence_targets, sample_negatives
 
 pytestmark = pytest.mark.multi_backend
@@ -24,7 +23,7 @@ def _blocks():
 def _warp_blocks(seed, max_offset, jitter=0.12):
     B = active_backend()
     image, cells = _blocks()
-    dst = tps.sample_tps_destinations(B, 1, keras.random.SeedGenerator(seed), grid_size=5, jitter=jitter)
+    dst = tps.sample_tps_destinations(B, numpy_uniform(np.random.default_rng(seed)), 1, grid_size=5, jitter=jitter)
     coef = tps.fit_tps(B, dst, tps.control_grid(B, 5))
     reference = np.asarray(tps.tps_warp(B, image, dst, coef, fill_value=-1.0, field_stride=1))
     target, valid = correspondence_targets(B, dst, coef, GRID, GRID, max_offset=max_offset)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_scft.augment.backend import active_backend
+from keras_scft.augment.backend import active_backend, backend_uniform
 from keras_scft.augment.sketch import XDoGRanges, gaussian_blur_per_channel, gaussian_taps, sample_xdog_params, xdog_sketch
 
 pytestmark = pytest.mark.multi_backend
@@ -65,7 +65,7 @@ def test_sampled_params_stay_in_range():
 
     B = active_backend()
     ranges = XDoGRanges(sigma=(0.2, 0.6), p=(10.0, 30.0))
-    params = sample_xdog_params(B, 64, keras.random.SeedGenerator(0), ranges)
+    params = sample_xdog_params(backend_uniform(B, keras.random.SeedGenerator(0)), 64, ranges)
     sigma = np.asarray(params["sigma"])
     assert sigma.shape == (64,) and 0.2 <= sigma.min() and sigma.max() <= 0.6 and sigma.std() > 0.05
     assert np.all(np.asarray(params["k"]) == 4.5)
