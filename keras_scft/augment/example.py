@@ -20,15 +20,20 @@ from keras_scft.augment.correspondence import correspondence_targets, sample_neg
 from keras_scft.augment.sketch import XDoGRanges, sample_xdog_params, xdog_sketch
 from keras_scft.augment.tps import control_grid, fit_tps, sample_tps_destinations, tps_warp
 
+import keras
 import numpy as np
 from keras import saving
 
 
-def to_signed_unit(B: Backend, images):
-    """uint8 [0, 255] -> float32 [-1, 1]; floating inputs are assumed in [-1, 1] already."""
-    if "int" in str(images.dtype):
-        return B.core.cast(images, "float32") / 127.5 - 1.0
-    return B.core.cast(images, "float32")
+def is_integer_image(images) -> bool:
+    """Whether an image batch holds integer pixels (uint8 [0, 255]) rather than [-1, 1] floats."""
+    return "int" in keras.backend.standardize_dtype(images.dtype)
+
+
+def to_signed_unit(B: Backend, images, from_uint8: bool):
+    """Pixels -> float32 [-1, 1]: uint8 values [0, 255] are rescaled, floats kept as they are."""
+    images = B.core.cast(images, "float32")
+    return images / 127.5 - 1.0 if from_uint8 else images
 
 
 @saving.register_keras_serializable(package="keras_scft")
@@ -122,15 +127,20 @@ class SelfAugment(AugmentLayer):
             "negative_noise": uniform((batch_size, gh * gw, 2)),
         }
 
-    def apply(self, images, params: dict, sketch=None) -> dict:
-        """Deterministic part: build the example from images and drawn ``params``."""
+    def apply(self, images, params: dict, sketch=None, uint8_input: bool | None = None) -> dict:
+        """Deterministic part: build the example from images and drawn ``params``.
+
+        ``uint8_input``: whether pixels are [0, 255] (default: judged from the dtype).
+        """
         B = self.backend
-        images = to_signed_unit(B, images)
+        if uint8_input is None:
+            uint8_input = is_integer_image(images)
+        images = to_signed_unit(B, images, uint8_input)
         shape = B.core.shape(images)
         gh, gw = self.grid_shape(shape[1], shape[2])
         drawn = xdog_sketch(B, images, params["xdog"], self.xdog_ranges.kernel_radius())
         if sketch is not None:
-            given = to_signed_unit(B, sketch)
+            given = to_signed_unit(B, sketch, uint8_input)
             drawn = B.numpy.where(params["use_given"][:, None, None, None], given, drawn)
         target = color_shift(B, images, params["shift"])
         dst = params["dst"]
@@ -157,13 +167,20 @@ class SelfAugment(AugmentLayer):
         out = self.apply(images, params, sketch)
         return {k: np.asarray(v) for k, v in out.items()}
 
-    def call(self, inputs):
+    def __call__(self, inputs, **kwargs):
+        # Inside tf.data, DataLayer casts inputs to float32 before `call`, keeping the values:
+        # the pixel range must be judged from the dtype here, before that cast.
+        first = inputs["image"] if isinstance(inputs, dict) else inputs
+        kwargs.setdefault("uint8_input", is_integer_image(first))
+        return super().__call__(inputs, **kwargs)
+
+    def call(self, inputs, uint8_input: bool | None = None):
         if isinstance(inputs, dict):
             images, sketch = inputs["image"], inputs.get("sketch")
         else:
             images, sketch = inputs, None
         shape = self.backend.core.shape(images)
-        return self.apply(images, self.sample_params(shape[0], shape[1], shape[2]), sketch)
+        return self.apply(images, self.sample_params(shape[0], shape[1], shape[2]), sketch, uint8_input)
 
     def compute_output_shape(self, input_shape):
         shape = input_shape["image"] if isinstance(input_shape, dict) else input_shape

@@ -37,6 +37,13 @@ class SpectralNormConv2D(keras.layers.Conv2D):
             shape=(1, self.filters), initializer=keras.initializers.RandomNormal(),
             trainable=False, name="vector_u", dtype=self.variable_dtype,
         )
+        # As torch's spectral_norm: converge u on the initial kernel, so that the first
+        # training steps already divide by the true largest singular value.
+        w = ops.reshape(self.kernel, (-1, self.filters))
+        u = self.vector_u
+        for _ in range(15):
+            u = _l2_normalize(ops.matmul(_l2_normalize(ops.matmul(u, ops.transpose(w))), w))
+        self.vector_u.assign(u)
 
     def normalized_kernel(self, training: bool = False):
         """W / sigma(W), and the updated u (stop-gradient)."""
@@ -63,6 +70,16 @@ class SpectralNormConv2D(keras.layers.Conv2D):
         if self.activation is not None:
             outputs = self.activation(outputs)
         return outputs
+
+    def save_own_variables(self, store):
+        # Conv2D saves only kernel and bias; u is state too (checkpoints resume exactly).
+        for i, variable in enumerate(self.variables):
+            store[str(i)] = variable
+
+    def load_own_variables(self, store):
+        self._check_load_own_variables(store)
+        for i, variable in enumerate(self.variables):
+            variable.assign(store[str(i)])
 
     def get_config(self):
         config = super().get_config()

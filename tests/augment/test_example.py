@@ -94,6 +94,20 @@ def test_runs_inside_tf_data_graph():
     assert batches[0]["reference"].shape == (2, 64, 96, 3)
 
 
+@pytest.mark.multi_backend
+def test_tf_data_keeps_the_pixel_range():
+    """uint8 pixels are rescaled to [-1, 1] inside tf.data too (DataLayer casts before call)."""
+    tf = pytest.importorskip("tensorflow")
+    layer = SelfAugment(color_shift=0.0, tps_jitter=0.0, tps_scale=(1, 1), tps_rotation=0, tps_translation=0, seed=0)
+    images = _images()
+    sketch = np.full((2, 64, 96, 1), 255, "uint8")
+    sketch[:, :8] = 0
+    ds = tf.data.Dataset.from_tensors({"image": images, "sketch": sketch}).map(layer)
+    out = {k: np.asarray(v) for k, v in next(iter(ds)).items()}
+    np.testing.assert_allclose(out["target"], images / 127.5 - 1, atol=1e-6)
+    np.testing.assert_array_equal(out["sketch"], sketch / 127.5 - 1)
+
+
 @requires_backend("jax")
 @pytest.mark.multi_backend
 def test_runs_inside_jax_jit():

@@ -1,0 +1,1 @@
+"""Training from recipes: checkpoints, callbacks and the ``train`` entry point."""

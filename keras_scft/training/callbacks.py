@@ -1,0 +1,138 @@
+"""Keras callbacks of a training run: checkpoints, sample grids, non-finite-loss stop, speed.
+
+A Keras "epoch" of a run is ``steps_per_epoch`` steps (the recipe's log interval). The JAX
+trainer writes the trained state back into the model's variables at epoch ends, so
+checkpoints and grids are made there; ``step`` is the global step at that point.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+from PIL import Image
+
+from keras_scft.data.io import write_atomic
+from keras_scft.inference import to_uint8
+from keras_scft.training.checkpoints import save_checkpoint
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN or infinite loss."""
+
+
+class RunCallback(keras.callbacks.Callback):
+    """Knows the global step: Keras epochs are numbered globally (``initial_epoch`` on
+    resume), so epoch e ends at step ``(e + 1) * steps_per_epoch``."""
+
+    def __init__(self, steps_per_epoch: int):
+        super().__init__()
+        self.steps_per_epoch = steps_per_epoch
+
+    def step_at_epoch_end(self, epoch: int) -> int:
+        return (epoch + 1) * self.steps_per_epoch
+
+
+class StopOnNonFinite(RunCallback):
+    """Stops training at the first NaN/inf metric and records the step and the loss term.
+
+    Checks the logs after every execution (``steps_per_execution`` steps) and at epoch
+    ends; the run then raises :class:`NonFiniteLossError` and saves no further checkpoint.
+    """
+
+    def __init__(self, steps_per_epoch: int):
+        super().__init__(steps_per_epoch)
+        self.failure: str | None = None
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def _check(self, logs, step: int):
+        for name, value in (logs or {}).items():
+            if not math.isfinite(float(value)):
+                self.failure = (f"non-finite loss at step {step}: {name} = {float(value)}; training "
+                                "stopped, the last checkpoint before it is kept")
+                self.model.stop_training = True
+                return
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.failure is None:
+            self._check(logs, self._epoch * self.steps_per_epoch + batch + 1)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.failure is None:
+            self._check({k: v for k, v in (logs or {}).items() if not k.startswith("val_")},
+                        self.step_at_epoch_end(epoch))
+
+
+class Checkpointer(RunCallback):
+    """Saves the full training state every ``interval`` steps and at the end of training."""
+
+    def __init__(self, folder: Path, interval: int, keep: int, steps_per_epoch: int, total_steps: int,
+                 guard: StopOnNonFinite):
+        super().__init__(steps_per_epoch)
+        self.folder, self.interval, self.keep, self.total_steps = Path(folder), interval, keep, total_steps
+        self.guard = guard
+        self.last_saved: int | None = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        step = self.step_at_epoch_end(epoch)
+        if self.guard.failure is None and (step % self.interval == 0 or step >= self.total_steps):
+            save_checkpoint(self.model, self.folder, step, self.keep)
+            self.last_saved = step
+
+
+class SampleGrid(RunCallback):
+    """Every ``interval`` steps, writes ``samples/step-<step>.png``: rows of
+    sketch | reference | output | target for a fixed validation batch."""
+
+    def __init__(self, folder: Path, examples: tuple[dict, dict], interval: int, steps_per_epoch: int,
+                 count: int = 8):
+        super().__init__(steps_per_epoch)
+        self.folder, self.interval = Path(folder), interval
+        x, y = examples
+        self.inputs = {k: v[:count] for k, v in x.items()}
+        self.target = y["target"][:count]
+
+    def on_epoch_end(self, epoch, logs=None):
+        step = self.step_at_epoch_end(epoch)
+        if self.interval and step % self.interval == 0:
+            output = self.model.generator.predict_on_batch(self.inputs)["image"]
+            grid = sample_grid(self.inputs["sketch"], self.inputs["reference"], output, self.target)
+            buffer = io.BytesIO()
+            Image.fromarray(grid).save(buffer, format="PNG")
+            write_atomic(self.folder / f"step-{step:08d}.png", buffer.getvalue())
+
+
+def sample_grid(sketch, reference, output, target) -> np.ndarray:
+    """uint8 [N * H, 4 * W, 3]: one row per example, columns sketch | reference | output | target.
+
+    Inputs float in [-1, 1]; sketch [N, H, W, 1], the others [N, H, W, 3].
+    """
+    sketch = np.repeat(np.asarray(sketch), 3, axis=-1)
+    columns = [to_uint8(a) for a in (sketch, reference, output, target)]
+    rows = np.concatenate(columns, axis=2)
+    return rows.reshape(-1, *rows.shape[2:])
+
+
+class Throughput(RunCallback):
+    """Adds ``img_per_s`` (training images per second over the epoch) to the epoch logs."""
+
+    def __init__(self, batch_size: int, steps_per_epoch: int):
+        super().__init__(steps_per_epoch)
+        self.batch_size = batch_size
+        self.history: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        rate = self.batch_size * self.steps_per_epoch / (time.perf_counter() - self._start)
+        self.history.append(rate)
+        if logs is not None:
+            logs["img_per_s"] = rate

@@ -1,0 +1,69 @@
+"""Full-training-state checkpoints: ``ckpt-<step>.keras`` files written atomically.
+
+A checkpoint is the whole :class:`ColorizerModel` saved with ``model.save`` (generator,
+discriminator, perceptual network, augmentation seed, both optimizers' slots and step). It
+is first written to ``.ckpt-<step>.keras.partial`` in the same folder and then renamed, so a
+run killed mid-write leaves a partial file that is ignored (and removed on the next start),
+never a truncated ``ckpt-*.keras``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import keras
+
+PATTERN = re.compile(r"^ckpt-(\d{8})\.keras$")
+
+
+def checkpoint_path(folder: Path, step: int) -> Path:
+    return Path(folder) / f"ckpt-{step:08d}.keras"
+
+
+def list_checkpoints(folder: str | os.PathLike) -> list[tuple[int, Path]]:
+    """Complete checkpoints in ``folder`` as (step, path), oldest first."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := PATTERN.match(p.name))]
+    return sorted(found)
+
+
+def remove_partial(folder: str | os.PathLike) -> list[Path]:
+    """Delete leftovers of interrupted writes; returns what was removed."""
+    folder = Path(folder)
+    removed = [p for p in folder.glob(".ckpt-*.partial*")] if folder.is_dir() else []
+    for path in removed:
+        path.unlink()
+    return removed
+
+
+def save_checkpoint(model: keras.Model, folder: str | os.PathLike, step: int, keep: int) -> Path:
+    """Save ``model`` as the checkpoint of ``step`` atomically and keep the newest ``keep``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    final = checkpoint_path(folder, step)
+    partial = folder / f".{final.name}.partial.keras"
+    model.save(partial)
+    with open(partial, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(partial, final)
+    for _, old in list_checkpoints(folder)[:-keep]:
+        old.unlink()
+    return final
+
+
+def load_latest(folder: str | os.PathLike) -> tuple[int, keras.Model] | None:
+    """Load the newest checkpoint that loads; a damaged newest one is skipped with a warning."""
+    import warnings
+
+    remove_partial(folder)
+    for step, path in reversed(list_checkpoints(folder)):
+        try:
+            return step, keras.saving.load_model(path)
+        except Exception as error:  # noqa: BLE001 - any failure means: try the previous one
+            warnings.warn(f"checkpoint {path} does not load ({type(error).__name__}: {error}); "
+                          "trying the previous one", stacklevel=2)
+    return None

@@ -1,0 +1,244 @@
+"""Train a ColorizerModel from a validated recipe (see :mod:`keras_scft.recipes`).
+
+Run folder layout (``output.dir``, default ``runs/<name>``)::
+
+    recipe.json           the validated recipe of the run
+    checkpoints/          ckpt-<step>.keras, full training state, newest ``keep`` kept
+    samples/              step-<step>.png grids: sketch | reference | output | target
+    logs/                 TensorBoard scalars
+    history.json          per-"epoch" (log interval) metrics: the learning curves
+    generator.keras       the trained generator (at the end)
+    final_metrics.json    last training and validation metrics, steps, wall time
+
+Restarting the same command resumes from the newest complete checkpoint: model, both
+optimizers, step counter, augmentation seed state, and the data order (batches are a
+function of the seed and the global step).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import keras
+
+from keras_scft.augment.example import SelfAugment
+from keras_scft.data.io import write_atomic
+from keras_scft.data.pipeline import (ImageBatches, augmented_tf_dataset, load_arrays, steps_for,
+                                      validation_examples)
+from keras_scft.data.sources import OpenMojiSource, open_source
+from keras_scft.distribute import distribution_scope
+from keras_scft.layers.discriminator import build_discriminator
+from keras_scft.layers.generator import build_generator
+from keras_scft.model import ColorizerModel
+from keras_scft.recipes import RecipeError
+from keras_scft.training.callbacks import (Checkpointer, NonFiniteLossError, SampleGrid, StopOnNonFinite,
+                                           Throughput)
+from keras_scft.training.checkpoints import load_latest
+from keras_scft.utils.paths import cache_dir
+
+VALIDATION_EXAMPLES = 64
+
+
+def _say(message: str) -> None:
+    if not os.environ.get("KERAS_SCFT_QUIET"):
+        print(message, flush=True)
+
+
+def open_training_data(recipe: dict):
+    """(train source, validation source or None) of a recipe's ``data`` section."""
+    data = recipe["data"]
+    if data["type"] == "openmoji":
+        root = Path(data["root"])
+        if not (root / "manifest.json").is_file():
+            if not data["prepare"]:
+                raise RecipeError(f"recipe field \"data.root\": {root} is not a prepared OpenMoji folder "
+                                  "(no manifest.json); run `keras-scft data openmoji --out "
+                                  f"{root}` or set data.prepare to true")
+            from keras_scft.data.openmoji import prepare_openmoji
+
+            _say(f"preparing OpenMoji in {root} (one time)")
+            prepare_openmoji(root, size=max(256, data["image_size"]), progress=True)
+        return OpenMojiSource(root, data["split"]), OpenMojiSource(root, "val")
+    spec = {"type": data["type"]}
+    if data["type"] == "paired":
+        for key in ("sketch_dir", "color_dir"):
+            if not Path(data[key]).is_dir():
+                raise RecipeError(f"recipe field \"data.{key}\": folder {data[key]} does not exist")
+        spec.update(sketch_dir=data["sketch_dir"], color_dir=data["color_dir"])
+    else:
+        if not Path(data["root"]).exists():
+            raise RecipeError(f"recipe field \"data.root\": {data['root']} does not exist")
+        spec["root"] = data["root"]
+    try:
+        return open_source(spec), None
+    except (ValueError, FileNotFoundError) as error:
+        raise RecipeError(f"recipe field \"data\": {error}") from None
+
+
+def build_augment(recipe: dict, stride: int, seed: int) -> SelfAugment:
+    a = recipe["augment"]
+    return SelfAugment(
+        feature_stride=stride, color_shift=a["color_shift"], tps_grid=a["tps_grid"],
+        tps_jitter=a["tps_jitter"], tps_scale=a["tps_scale"], tps_rotation=a["tps_rotation"],
+        tps_translation=a["tps_translation"], fill_mode=a["fill_mode"], fill_value=a["fill_value"],
+        xdog=a["xdog"], given_sketch_prob=a["given_sketch_prob"], max_offset=a["max_offset"], seed=seed,
+    )
+
+
+def build_model(recipe: dict, augment_in_step: bool) -> ColorizerModel:
+    """A compiled ColorizerModel for a recipe (call inside the distribution scope)."""
+    m, opt, loss = recipe["model"], recipe["optimizer"], recipe["loss"]
+    size = recipe["data"]["image_size"]
+    generator = build_generator(m["widths"], m["downsample"], m["norm"], m["residual_blocks"],
+                                m["decoder_widths"], m["stop_gradient_attention"], image_size=(size, size))
+    augment = build_augment(recipe, generator.stride, recipe["seed"]) if augment_in_step else None
+    needs_vgg = loss["weights"]["perceptual"] or loss["weights"]["style"]
+    model = ColorizerModel(generator=generator,
+                           discriminator=build_discriminator(m["discriminator_widths"], m["spectral_norm"]),
+                           perceptual=m["perceptual"] if needs_vgg else None, augment=augment)
+    model.compile(
+        g_optimizer=keras.optimizers.Adam(opt["g_learning_rate"], beta_1=opt["beta_1"], beta_2=opt["beta_2"]),
+        d_optimizer=keras.optimizers.Adam(opt["d_learning_rate"], beta_1=opt["beta_1"], beta_2=opt["beta_2"]),
+        loss_weights=loss["weights"], gan_loss=loss["gan"], triplet_margin=loss["triplet_margin"],
+        steps_per_execution=recipe["train"]["steps_per_execution"],
+    )
+    return model
+
+
+def _enable_compile_cache(setting: str | None) -> None:
+    if keras.backend.backend() != "jax" or setting == "off":
+        return
+    import jax
+
+    folder = setting or str(cache_dir("jax_compilation"))
+    jax.config.update("jax_compilation_cache_dir", folder)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def _write_json(path: Path, payload) -> None:
+    write_atomic(path, (json.dumps(payload, indent=2, default=float) + "\n").encode())
+
+
+def _tensorboard(folder: Path) -> list:
+    try:
+        import tensorboard  # noqa: F401
+        import tensorflow  # noqa: F401  (the TensorBoard writer needs both)
+    except ImportError:
+        _say("TensorBoard logging skipped: tensorflow/tensorboard are not installed")
+        return []
+    return [keras.callbacks.TensorBoard(str(folder), write_graph=False, update_freq="epoch")]
+
+
+def train(recipe: dict, resume: bool = True, progress: bool = True) -> dict:
+    """Train (or resume) the run described by ``recipe``; returns the final metrics."""
+    backend = keras.backend.backend()
+    train_cfg, out_cfg = recipe["train"], recipe["output"]
+    run_dir = Path(out_cfg["dir"] or Path("runs") / recipe["name"])
+    _enable_compile_cache(out_cfg["compile_cache"])
+    where = recipe["augment"]["where"]
+    if where == "auto":
+        where = "data" if backend == "tensorflow" else "step"
+    if where == "data" and backend != "tensorflow":
+        raise RecipeError('recipe field "augment.where": "data" runs the augmentation in tf.data and '
+                          f'needs the tensorflow backend (running {backend}); use "step" or "auto"')
+    if train_cfg["mixed_precision"]:
+        keras.config.set_dtype_policy("mixed_bfloat16")
+
+    train_source, val_source = open_training_data(recipe)
+    size = recipe["data"]["image_size"]
+    arrays = load_arrays(train_source, size, recipe["data"]["limit"], progress=progress)
+    if val_source is None:  # hold out the end of a seeded permutation
+        import numpy as np
+
+        n = len(arrays["image"])
+        held = int(round(n * recipe["data"]["validation_split"]))
+        order = np.random.default_rng(recipe["seed"]).permutation(n)
+        val_arrays = {k: v[order[n - held:]] for k, v in arrays.items()} if held else None
+        arrays = {k: v[order[: n - held]] for k, v in arrays.items()}
+    else:
+        val_arrays = load_arrays(val_source, size, VALIDATION_EXAMPLES, progress=False)
+    batch = train_cfg["batch_size"]
+    total = steps_for(len(arrays["image"]), batch, train_cfg["steps"], train_cfg["epochs"])
+    spx = train_cfg["steps_per_execution"]
+    per_epoch = max(spx, min(out_cfg["log_interval"], total) // spx * spx)
+    epochs = -(-total // per_epoch)
+    total = epochs * per_epoch
+    round_up = lambda n: max(per_epoch, -(-n // per_epoch) * per_epoch)  # noqa: E731
+    checkpoint_every = round_up(out_cfg["checkpoint_interval"])
+    sample_every = round_up(out_cfg["sample_interval"]) if out_cfg["sample_interval"] else 0
+
+    scope, replicas = distribution_scope(recipe["distribution"]["strategy"], recipe["distribution"]["devices"])
+    if batch % replicas:
+        raise RecipeError(f"recipe field \"train.batch_size\": {batch} does not split evenly over {replicas} devices")
+    checkpoints = run_dir / "checkpoints"
+    with scope:
+        restored = load_latest(checkpoints) if resume else None
+        if restored is not None:
+            start, model = restored
+            _say(f"resuming {run_dir} from step {start}")
+        else:
+            start, model = 0, build_model(recipe, augment_in_step=where == "step")
+    if start % per_epoch:
+        raise RecipeError(f"checkpoint step {start} is not a multiple of the log interval {per_epoch}; "
+                          "resume with the recipe the run started with")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _write_json(run_dir / "recipe.json", recipe)
+    _say(f"backend {backend}, strategy {recipe['distribution']['strategy']}, {replicas} device(s), "
+         f"global batch {batch} ({batch // replicas} per device), {len(arrays['image'])} training images, "
+         f"steps {start} -> {total}, augmentation in {where}")
+
+    batches = ImageBatches(arrays, batch, per_epoch, seed=recipe["seed"], start_step=start)
+    augment = model.augment or build_augment(recipe, model.generator.stride, recipe["seed"])
+    if where == "data":
+        train_data = augmented_tf_dataset(batches, augment, total - start)
+    else:
+        train_data = batches
+    validation = validation_examples(val_arrays, augment, VALIDATION_EXAMPLES, seed=recipe["seed"]) if val_arrays else None
+
+    guard = StopOnNonFinite(per_epoch)
+    checkpointer = Checkpointer(checkpoints, checkpoint_every, out_cfg["keep_checkpoints"], per_epoch, total, guard)
+    speed = Throughput(batch, per_epoch)
+    callbacks = [guard, speed, checkpointer]
+    if sample_every and validation is not None:
+        callbacks.append(SampleGrid(run_dir / "samples", validation, sample_every, per_epoch))
+    if out_cfg["tensorboard"]:
+        callbacks += _tensorboard(run_dir / "logs")
+    wall = time.perf_counter()
+    history = model.fit(train_data, epochs=epochs, initial_epoch=start // per_epoch, steps_per_epoch=per_epoch,
+                        validation_data=validation, validation_batch_size=batch, callbacks=callbacks,
+                        verbose=1 if progress else 2)
+    wall = time.perf_counter() - wall
+    _append_history(run_dir / "history.json", start, per_epoch, history.history)
+    if guard.failure:
+        raise NonFiniteLossError(guard.failure)
+    if start >= total:
+        _say(f"{run_dir} already finished at step {start}")
+    final = {k: float(v[-1]) for k, v in history.history.items() if v}
+    final.update(steps=total, resumed_from=start, wall_seconds=wall, backend=backend,
+                 train_img_per_s_median=sorted(speed.history)[len(speed.history) // 2] if speed.history else None)
+    _save_generator(model, run_dir / "generator.keras")
+    _write_json(run_dir / "final_metrics.json", final)
+    _say(f"done: {run_dir / 'generator.keras'}")
+    return final
+
+
+def _save_generator(model: ColorizerModel, path: Path) -> None:
+    partial = path.with_name(f".{path.name}.partial.keras")
+    model.generator.save(partial)
+    os.replace(partial, path)
+
+
+def _append_history(path: Path, start: int, per_epoch: int, history: dict) -> None:
+    """history.json: {"step": [...], metric: [...]} across resumed segments."""
+    old = json.loads(path.read_text()) if path.is_file() else {"step": []}
+    keep = [i for i, s in enumerate(old["step"]) if s <= start]
+    merged = {k: [v[i] for i in keep] for k, v in old.items()}
+    epochs = len(next(iter(history.values()), []))
+    merged["step"] = merged.get("step", []) + [start + (i + 1) * per_epoch for i in range(epochs)]
+    for key, values in history.items():
+        merged[key] = merged.get(key, [None] * len(keep)) + [float(v) for v in values]
+    _write_json(path, merged)
