@@ -8,6 +8,10 @@ Public API::
     images = keras_scft.colorize(model, sketches, references)  # uint8 in, uint8 out
 """
 
+import os as _os
+
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of CLI output
+
 __version__ = "0.1.0"
 
 from keras_scft.augment.example import SelfAugment

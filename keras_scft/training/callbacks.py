@@ -7,17 +7,13 @@ checkpoints and grids are made there; ``step`` is the global step at that point.
 
 from __future__ import annotations
 
-import io
 import math
 import time
 from pathlib import Path
 
 import keras
-import numpy as np
-from PIL import Image
 
-from keras_scft.data.io import write_atomic
-from keras_scft.inference import to_uint8
+from keras_scft.grids import image_grid, save_png
 from keras_scft.training.checkpoints import save_checkpoint
 
 
@@ -103,21 +99,8 @@ class SampleGrid(RunCallback):
         step = self.step_at_epoch_end(epoch)
         if self.interval and step % self.interval == 0:
             output = self.model.generator.predict_on_batch(self.inputs)["image"]
-            grid = sample_grid(self.inputs["sketch"], self.inputs["reference"], output, self.target)
-            buffer = io.BytesIO()
-            Image.fromarray(grid).save(buffer, format="PNG")
-            write_atomic(self.folder / f"step-{step:08d}.png", buffer.getvalue())
-
-
-def sample_grid(sketch, reference, output, target) -> np.ndarray:
-    """uint8 [N * H, 4 * W, 3]: one row per example, columns sketch | reference | output | target.
-
-    Inputs float in [-1, 1]; sketch [N, H, W, 1], the others [N, H, W, 3].
-    """
-    sketch = np.repeat(np.asarray(sketch), 3, axis=-1)
-    columns = [to_uint8(a) for a in (sketch, reference, output, target)]
-    rows = np.concatenate(columns, axis=2)
-    return rows.reshape(-1, *rows.shape[2:])
+            grid = image_grid([self.inputs["sketch"], self.inputs["reference"], output, self.target])
+            save_png(self.folder / f"step-{step:08d}.png", grid)
 
 
 class Throughput(RunCallback):

@@ -210,7 +210,7 @@ def train(recipe: dict, resume: bool = True, progress: bool = True) -> dict:
     wall = time.perf_counter()
     history = model.fit(train_data, epochs=epochs, initial_epoch=start // per_epoch, steps_per_epoch=per_epoch,
                         validation_data=validation, validation_batch_size=batch, callbacks=callbacks,
-                        verbose=1 if progress else 2)
+                        shuffle=False, verbose=1 if progress else 2)
     wall = time.perf_counter() - wall
     _append_history(run_dir / "history.json", start, per_epoch, history.history)
     if guard.failure:
