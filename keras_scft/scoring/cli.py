@@ -68,10 +68,13 @@ def _category_list(ctx, param, value: str) -> list[str]:
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write the scores JSON.")
 @click.option("--force", is_flag=True, help="Overwrite an existing --out file.")
+@click.option("--save-outputs", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Also write the colorized images (self_reference/, cross_reference/ PNGs) here.")
 def score_command(model_path: Path, data: str | None, metrics: list[str], split: str,
                   size: int | None, limit: int | None, batch_size: int, seed: int,
                   spair_root: Path | None, categories: list[str], patch_size: int | None,
-                  fid_weights: str, lpips_weights: str, out: Path, force: bool) -> None:
+                  fid_weights: str, lpips_weights: str, out: Path, force: bool,
+                  save_outputs: Path | None) -> None:
     """Score a trained model: self-reference PSNR/SSIM/LPIPS (with the copy-the-reference
     baseline), cross-reference FID/KID, attention-correspondence accuracy, and SC-PSNR on
     SPair-71k. Writes a JSON file and prints a table. Set KERAS_SCFT_QUIET=1 to hide the
@@ -88,7 +91,7 @@ def score_command(model_path: Path, data: str | None, metrics: list[str], split:
         raise click.UsageError(f"metric(s) {', '.join(needs_data)} need --data")
     try:
         scores = _score(model_path, data, metrics, split, size, limit, batch_size, seed, spair_root,
-                        categories, patch_size, fid_weights, lpips_weights)
+                        categories, patch_size, fid_weights, lpips_weights, save_outputs)
     except (FileNotFoundError, ValueError, RegistryFetchError) as error:  # incl. unreadable images
         raise click.ClickException(str(error)) from error
 
@@ -99,8 +102,8 @@ def score_command(model_path: Path, data: str | None, metrics: list[str], split:
 
 def _score(model_path: Path, data: str | None, metrics: list[str], split: str, size: int | None,
            limit: int | None, batch_size: int, seed: int, spair_root: Path | None,
-           categories: list[str], patch_size: int | None, fid_weights: str, lpips_weights: str
-           ) -> dict:
+           categories: list[str], patch_size: int | None, fid_weights: str, lpips_weights: str,
+           save_outputs: Path | None = None) -> dict:
     """Set up (model, data, metric networks: every input error surfaces here), then run the tasks."""
     import keras  # imported here, as the modules below, so that `keras-scft --help` stays fast
 
@@ -153,10 +156,10 @@ def _score(model_path: Path, data: str | None, metrics: list[str], split: str, s
     results = {}
     if wanted("self_reference"):
         results["self_reference"] = tasks.self_reference(generator, evalset, seed, wanted("self_reference"),
-                                                         lpips, batch_size, progress)
-    if wanted("cross_reference"):
+                                                         lpips, batch_size, progress, save_outputs)
+    if wanted("cross_reference") or (save_outputs is not None and evalset is not None):
         results["cross_reference"] = tasks.cross_reference(generator, evalset, seed, wanted("cross_reference"),
-                                                           inception, batch_size, progress)
+                                                           inception, batch_size, progress, save_outputs)
     if wanted("correspondence"):
         results["correspondence"] = tasks.correspondence(generator, evalset, seed, batch_size, progress)
     if pairs is not None:

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 
 from keras_scft.augment.example import SelfAugment
 from keras_scft.data.openmoji import MANIFEST_NAME
@@ -107,17 +106,27 @@ def self_reference_examples(evalset: EvalSet, augment: SelfAugment, batch_size: 
                             ) -> Iterator[dict[str, np.ndarray]]:
     """Self-augmented examples of the whole set (given its sketches), batch by batch.
 
-    ``augment`` runs in a tf.data pipeline on chunks of :data:`AUGMENT_CHUNK` images, so it
-    draws with TensorFlow whatever the Keras backend, and example i depends only on the seed
-    and the images, not on ``batch_size`` or the backend. Yields ``{"sketch": uint8
-    [B, S, S, 1], "reference", "target": uint8 [B, S, S, 3], "correspondence": int32 [B, G],
-    "valid": float32 [B, G]}`` (see :class:`SelfAugment`); the last batch may be shorter.
+    ``augment`` is applied to chunks of :data:`AUGMENT_CHUNK` images with parameters drawn by
+    numpy from ``(augment.seed, chunk index)``, so example i depends only on the seed and the
+    images, not on ``batch_size``, the backend or the machine (and no TensorFlow is needed).
+    Yields ``{"sketch": uint8 [B, S, S, 1], "reference", "target": uint8 [B, S, S, 3],
+    "correspondence": int32 [B, G], "valid": float32 [B, G]}`` (see :class:`SelfAugment`);
+    the last batch may be shorter.
     """
-    records = tf.data.Dataset.from_tensor_slices({"image": evalset.images, "sketch": evalset.sketches})
-    examples = records.batch(AUGMENT_CHUNK).map(augment).unbatch().batch(batch_size)
-    for example in examples.as_numpy_iterator():
-        yield {**{key: to_uint8(example[key]) for key in ("sketch", "reference", "target")},
-               "correspondence": example["correspondence"], "valid": example["valid"]}
+    keys = ("sketch", "reference", "target", "correspondence", "valid")
+    pending: dict[str, list[np.ndarray]] = {key: [] for key in keys}
+    for chunk, start in enumerate(range(0, len(evalset), AUGMENT_CHUNK)):
+        stop = start + AUGMENT_CHUNK
+        rng = np.random.default_rng([augment.seed or 0, chunk])
+        example = augment.example_from_numpy(evalset.images[start:stop], rng, evalset.sketches[start:stop])
+        for key in keys:
+            value = example[key]
+            pending[key].append(to_uint8(value) if key in ("sketch", "reference", "target") else value)
+        while len(np.concatenate(pending["target"])) >= batch_size or (
+                stop >= len(evalset) and pending["target"] and len(np.concatenate(pending["target"]))):
+            merged = {key: np.concatenate(pending[key]) for key in keys}
+            yield {key: value[:batch_size] for key, value in merged.items()}
+            pending = {key: [value[batch_size:]] for key, value in merged.items()}
 
 
 def _parse_json(text: str, where: str):

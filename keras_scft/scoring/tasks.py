@@ -16,6 +16,7 @@ evaluation size S (the generator runs at S too).
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -42,7 +43,8 @@ from keras_scft.scoring.evalset import (
 
 
 def self_reference(generator: SCFTGenerator, evalset: EvalSet, seed: int, metrics: Collection[str],
-                   lpips: LPIPS | None = None, batch_size: int = 16, progress: bool = False) -> dict:
+                   lpips: LPIPS | None = None, batch_size: int = 16, progress: bool = False,
+                   save_dir: Path | None = None) -> dict:
     """PSNR / SSIM / LPIPS of self-reference colorizations against their ground truth.
 
     Args:
@@ -53,6 +55,7 @@ def self_reference(generator: SCFTGenerator, evalset: EvalSet, seed: int, metric
         lpips: the LPIPS network (needed when ``"lpips"`` is asked for).
         batch_size: images per forward pass.
         progress: show tqdm bars.
+        save_dir: if given, the outputs are written to ``save_dir/self_reference/<i>.png``.
 
     Returns:
         ``{"n": N, "model": {metric: mean}, "copy_reference": {metric: mean}}``.
@@ -65,9 +68,12 @@ def self_reference(generator: SCFTGenerator, evalset: EvalSet, seed: int, metric
         references.append(example["reference"])
         targets.append(example["target"])
     targets = np.concatenate(targets)
+    outputs = np.concatenate(outputs)
+    if save_dir is not None:
+        save_images(outputs, Path(save_dir) / "self_reference")
     return {
         "n": len(targets),
-        "model": image_scores(np.concatenate(outputs), targets, metrics, lpips, batch_size, progress),
+        "model": image_scores(outputs, targets, metrics, lpips, batch_size, progress),
         "copy_reference": image_scores(np.concatenate(references), targets, metrics, lpips, batch_size,
                                        progress),
     }
@@ -92,7 +98,8 @@ def image_scores(images: np.ndarray, targets: np.ndarray, metrics: Collection[st
 
 
 def cross_reference(generator: SCFTGenerator, evalset: EvalSet, seed: int, metrics: Collection[str],
-                    inception: keras.Model, batch_size: int = 16, progress: bool = False) -> dict:
+                    inception: keras.Model | None, batch_size: int = 16, progress: bool = False,
+                    save_dir: Path | None = None) -> dict:
     """FID / KID of colorizations whose reference is another image of the set.
 
     Image i is colorized with image ``derangement(N, seed)[i]`` as reference; the outputs are
@@ -100,8 +107,9 @@ def cross_reference(generator: SCFTGenerator, evalset: EvalSet, seed: int, metri
 
     Args:
         metrics: which of ``"fid"``, ``"kid"`` to report.
-        inception: the FID Inception network (``keras_scft.metrics.inception.fid_inception``).
-        Others as for :func:`self_reference`.
+        inception: the FID Inception network (``keras_scft.metrics.inception.fid_inception``);
+            None with no metrics only writes the outputs (``save_dir``).
+        Others as for :func:`self_reference`; outputs go to ``save_dir/cross_reference/``.
 
     Returns:
         ``{"n": N, "n_real": N, "fid"?: float, "kid"?: float, "kid_std"?: float}``.
@@ -113,13 +121,27 @@ def cross_reference(generator: SCFTGenerator, evalset: EvalSet, seed: int, metri
         index = slice(start, start + batch_size)
         outputs.append(_colorize(generator, evalset.sketches[index], evalset.images[partner[index]],
                                  batch_size))
-    result = FIDScorer.from_images(evalset.images, model=inception).score(np.concatenate(outputs))
+    outputs = np.concatenate(outputs)
+    if save_dir is not None:
+        save_images(outputs, Path(save_dir) / "cross_reference")
+    if inception is None:
+        return {"n": len(outputs), "n_real": len(evalset)}
+    result = FIDScorer.from_images(evalset.images, model=inception).score(outputs)
     scores = {"n": result.n_fake, "n_real": result.n_real}
     if "fid" in metrics:
         scores["fid"] = result.fid
     if "kid" in metrics:
         scores.update(kid=result.kid, kid_std=result.kid_std)
     return scores
+
+
+def save_images(images: np.ndarray, folder: Path) -> None:
+    """Write uint8 [N, H, W, 3] images as ``folder/<index:05d>.png`` (atomically)."""
+    from keras_scft.data.io import write_png
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, image in enumerate(images):
+        write_png(folder / f"{i:05d}.png", image)
 
 
 def derangement(n: int, seed: int) -> np.ndarray:

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Quality at equal budget on the built-in OpenMoji data (docs/results.md).
+#
+# Trains recipes/openmoji.json in several loss configurations *concurrently on one GPU*
+# (their compilations overlap), each for the same number of steps (default 3,500 x 16 =
+# 56k images, the budget of the PyTorch reference), then scores each on the test split with
+# tools/score.py (self-reference PSNR/SSIM/LPIPS, attention correspondence) and keeps the
+# cross-reference colorizations for FID/KID (benchmarks/fid_from_outputs.py, which needs
+# the FID weights). A run's files (recipe, history, scores, logs, last sample grid) are
+# packed into OUT/<config>.tar, its cross-reference outputs into OUT/<config>-cross-*.npz
+# (lossless WebP, benchmarks/pack_images.py).
+#
+#   KERAS_BACKEND=jax bash benchmarks/openmoji_quality.sh OUT [STEPS] [CONFIGS] [-o overrides...]
+#
+# CONFIGS is a comma list of: bar (L_rec + L_adv: the reference code's losses), perc
+# (+ L_perc + L_style), full (all five losses). Default: bar,full. TRAIN_TIMEOUT (seconds,
+# 0 = none) bounds each training; a run stopped by it is scored from its last checkpoint.
+set -uo pipefail
+OUT=${1:?usage: openmoji_quality.sh OUT [STEPS] [CONFIGS] [-o field=value ...]}
+STEPS=${2:-3500}
+CONFIGS=${3:-bar,full}
+shift $(( $# < 3 ? $# : 3 ))
+EXTRA=("$@")
+mkdir -p "$OUT"
+export KERAS_SCFT_QUIET=1 PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
+RUNS=${RUNS:-runs/quality}
+
+mkdir -p "$RUNS"
+python3 tools/prepare_data.py openmoji --out data/openmoji > "$RUNS/prepare.log" 2>&1 || { cat "$RUNS/prepare.log"; exit 1; }
+
+overrides() {
+  case $1 in
+    bar) echo "-o loss.weights.triplet=0 -o loss.weights.perceptual=0 -o loss.weights.style=0 -o model.perceptual=null" ;;
+    perc) echo "-o loss.weights.triplet=0" ;;
+    full) echo "" ;;
+    *) echo "unknown config $1" >&2; exit 2 ;;
+  esac
+}
+
+run_one() {
+  local name=$1 dir=$RUNS/$1
+  local start=$SECONDS
+  # shellcheck disable=SC2046
+  timeout "${TRAIN_TIMEOUT:-0}" python3 tools/train.py recipes/openmoji.json --quiet -o train.steps="$STEPS" -o output.dir="$dir" \
+    -o output.tensorboard=false -o output.checkpoint_interval=1000 -o output.sample_interval="$STEPS" \
+    $(overrides "$name") "${EXTRA[@]}" > "$dir.train.log" 2>&1
+  echo "$name: trained (rc $?) in $((SECONDS - start)) s" | tee -a "$OUT/summary.log"
+  local model=$dir/generator.keras
+  [ -f "$model" ] || model=$(ls "$dir"/checkpoints/ckpt-*.keras 2>/dev/null | tail -1)
+  python3 tools/score.py --model "$model" --data data/openmoji --split test \
+    --metrics psnr,ssim,lpips,corr --out "$dir/scores.json" --save-outputs "$dir/outputs" --force \
+    > "$dir.score.log" 2>&1
+  echo "$name: scored (rc $?) at $((SECONDS - start)) s" | tee -a "$OUT/summary.log"
+  cp "$dir.train.log" "$dir.score.log" "$dir/" 2>/dev/null
+  python3 benchmarks/pack_images.py pack "$dir/outputs/cross_reference" "$OUT/$name-cross" > /dev/null
+  rm -rf "$dir/checkpoints" "$dir/outputs"
+  tar -cf "$OUT/$name.tar" --exclude=generator.keras -C "$RUNS" "$name"
+}
+
+for name in ${CONFIGS//,/ }; do
+  run_one "$name" &
+done
+wait
+cat "$OUT/summary.log"
+for name in ${CONFIGS//,/ }; do
+  echo "== $name"; tail -n 12 "$RUNS/$name.score.log" 2>/dev/null || tail -n 20 "$RUNS/$name.train.log"
+done

@@ -1,0 +1,195 @@
+"""Throughput of the full ColorizerModel training step and of generator inference (JAX).
+
+Prints one JSON line per configuration and a table, with the device it ran on. Each
+configuration runs in its own process (clean memory statistics and compile timing).
+
+    KERAS_BACKEND=jax python benchmarks/train_step.py --size 256 --batch-sizes 16,32 \
+        --precisions mixed_bfloat16,float32 --out results.jsonl
+
+FLOPs are analytic (benchmarks/flops.py); MFU is against --peak-tflops (790: the bf16 dense
+peak measured on the device's H100/H200 with an 8192^3 matmul).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+
+def _device() -> str:
+    import jax
+
+    d = jax.devices()[0]
+    return f"{d.platform}:{getattr(d, 'device_kind', d)} x{jax.device_count()}"
+
+
+def _peak_memory() -> int | None:
+    import jax
+
+    stats = jax.devices()[0].memory_stats() or {}
+    return stats.get("peak_bytes_in_use")
+
+
+def _state(model):
+    return ([v.value for v in model.trainable_variables], [v.value for v in model.non_trainable_variables],
+            [v.value for v in model.optimizer.variables], [v.value for v in model.metrics_variables])
+
+
+def run_train(size: int, batch: int, precision: str, steps: int, augment_in_step: bool, perceptual: str) -> dict:
+    import jax
+    import keras
+    import numpy as np
+
+    from flops import train_step_flops
+    from keras_scft.augment.example import SelfAugment
+    from keras_scft.model import ColorizerModel
+
+    keras.config.set_dtype_policy(precision)
+    model = ColorizerModel(perceptual=perceptual, augment=SelfAugment(seed=0) if augment_in_step else None)
+    model.compile()
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (batch, size, size, 3), dtype=np.uint8)
+    if augment_in_step:
+        data = {"image": jax.device_put(images)}
+    else:
+        example = SelfAugment(seed=0)(images)
+        data = ({"sketch": example["sketch"], "reference": example["reference"]},
+                {k: example[k] for k in ("target", "correspondence", "valid", "negative")})
+        data = jax.device_put(data)
+    flops = train_step_flops(model, size)  # before the step donates the variables' buffers
+    step = jax.jit(model.train_step, donate_argnums=0)
+    state = jax.tree_util.tree_map(jax.numpy.copy, _state(model))
+    t0 = time.perf_counter()
+    compiled = step.lower(state, data).compile()
+    compile_s = time.perf_counter() - t0
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    xla_flops = float(cost.get("flops", 0.0)) if cost else 0.0
+    for _ in range(3):
+        logs, state = compiled(state, data)
+    jax.block_until_ready(state)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        logs, state = compiled(state, data)
+    jax.block_until_ready(state)
+    seconds = (time.perf_counter() - t0) / steps
+    return {
+        "kind": "train", "size": size, "batch": batch, "precision": precision,
+        "augment_in_step": augment_in_step, "step_ms": seconds * 1e3, "img_per_s": batch / seconds,
+        "compile_s": compile_s, "analytic_gflop_per_img": flops["total"] / 1e9,
+        "xla_gflop_per_step": xla_flops / 1e9,
+        "achieved_tflops": flops["total"] * batch / seconds / 1e12,
+        "peak_mem_gb": (_peak_memory() or 0) / 1e9,
+        "losses": {k: float(v) for k, v in logs.items()},
+    }
+
+
+def run_inference(size: int, batch: int, precision: str, steps: int) -> dict:
+    import jax
+    import keras
+    import numpy as np
+
+    from flops import forward_flops
+    from keras_scft.layers.generator import build_generator
+
+    keras.config.set_dtype_policy(precision)
+    generator = build_generator()
+    rng = np.random.default_rng(0)
+    inputs = jax.device_put({"sketch": rng.uniform(-1, 1, (batch, size, size, 1)).astype("float32"),
+                             "reference": rng.uniform(-1, 1, (batch, size, size, 3)).astype("float32")})
+    tv = [v.value for v in generator.trainable_variables]
+    ntv = [v.value for v in generator.non_trainable_variables]
+
+    def forward(tv, ntv, x):
+        return generator.stateless_call(tv, ntv, x, training=False)[0]["image"]
+
+    t0 = time.perf_counter()
+    compiled = jax.jit(forward).lower(tv, ntv, inputs).compile()
+    compile_s = time.perf_counter() - t0
+    for _ in range(3):
+        out = compiled(tv, ntv, inputs)
+    jax.block_until_ready(out)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        out = compiled(tv, ntv, inputs)
+    jax.block_until_ready(out)
+    seconds = (time.perf_counter() - t0) / steps
+    one = {k: np.zeros((1, size, size, c), "float32") for k, c in (("sketch", 1), ("reference", 3))}
+    g = forward_flops(generator, one)
+    # batch-1 latency
+    single = jax.device_put({k: v[:1] for k, v in inputs.items()})
+    compiled1 = jax.jit(forward).lower(tv, ntv, single).compile()
+    jax.block_until_ready(compiled1(tv, ntv, single))
+    t1 = time.perf_counter()
+    for _ in range(steps):
+        out1 = compiled1(tv, ntv, single)
+    jax.block_until_ready(out1)
+    latency = (time.perf_counter() - t1) / steps
+    return {"kind": "inference", "size": size, "batch": batch, "precision": precision,
+            "img_per_s": batch / seconds, "step_ms": seconds * 1e3, "batch1_latency_ms": latency * 1e3,
+            "compile_s": compile_s, "analytic_gflop_per_img": g / 1e9,
+            "achieved_tflops": g * batch / seconds / 1e12, "peak_mem_gb": (_peak_memory() or 0) / 1e9}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--batch-sizes", default="16,32")
+    parser.add_argument("--precisions", default="mixed_bfloat16,float32")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--inference-batch", type=int, default=64, help="0 skips the inference benchmark")
+    parser.add_argument("--augment-in-step", action="store_true", help="also time raw images augmented on device")
+    parser.add_argument("--perceptual", default="random", help="VGG weights (speed does not depend on them)")
+    parser.add_argument("--peak-tflops", type=float, default=790.0)
+    parser.add_argument("--out", default=None, help="append JSON lines here")
+    parser.add_argument("--single", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.single:  # child process: one configuration
+        spec = json.loads(args.single)
+        kind = spec.pop("kind")
+        result = run_train(**spec) if kind == "train" else run_inference(**spec)
+        result["device"] = _device()
+        result["mfu"] = result["achieved_tflops"] / args.peak_tflops
+        print("RESULT " + json.dumps(result), flush=True)
+        return
+
+    specs = []
+    for precision in args.precisions.split(","):
+        for batch in (int(b) for b in args.batch_sizes.split(",")):
+            for aug in ([False, True] if args.augment_in_step else [False]):
+                specs.append({"kind": "train", "size": args.size, "batch": batch, "precision": precision,
+                              "steps": args.steps, "augment_in_step": aug, "perceptual": args.perceptual})
+    if args.inference_batch:
+        specs.append({"kind": "inference", "size": args.size, "batch": args.inference_batch,
+                      "precision": args.precisions.split(",")[0], "steps": args.steps})
+    results = []
+    for spec in specs:
+        proc = subprocess.run([sys.executable, __file__, "--single", json.dumps(spec),
+                               "--peak-tflops", str(args.peak_tflops)], capture_output=True, text=True)
+        lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+        if proc.returncode or not lines:
+            print(f"FAILED {spec}: {proc.stderr[-3000:]}", flush=True)
+            continue
+        result = json.loads(lines[-1][7:])
+        results.append(result)
+        print(json.dumps(result), flush=True)
+        if args.out:
+            with open(args.out, "a") as f:
+                f.write(json.dumps(result) + "\n")
+    print(f"\ndevice: {results[0]['device'] if results else '?'}")
+    print(f"{'kind':9} {'prec':15} {'batch':>5} {'aug':>4} {'img/s':>8} {'ms':>8} {'MFU':>6} {'compile s':>9} {'mem GB':>7}")
+    for r in results:
+        print(f"{r['kind']:9} {r['precision']:15} {r['batch']:5d} {str(r.get('augment_in_step', '-'))[:4]:>4} "
+              f"{r['img_per_s']:8.1f} {r['step_ms']:8.1f} {r['mfu']:6.1%} {r['compile_s']:9.1f} {r['peak_mem_gb']:7.1f}")
+
+
+if __name__ == "__main__":
+    main()
