@@ -138,10 +138,13 @@ class SelfAugment(AugmentLayer):
         images = to_signed_unit(B, images, uint8_input)
         shape = B.core.shape(images)
         gh, gw = self.grid_shape(shape[1], shape[2])
-        drawn = xdog_sketch(B, images, params["xdog"], self.xdog_ranges.kernel_radius())
-        if sketch is not None:
-            given = to_signed_unit(B, sketch, uint8_input)
-            drawn = B.numpy.where(params["use_given"][:, None, None, None], given, drawn)
+        if sketch is not None and self.given_sketch_prob >= 1.0:
+            drawn = to_signed_unit(B, sketch, uint8_input)  # XDoG would never be used
+        else:
+            drawn = xdog_sketch(B, images, params["xdog"], self.xdog_ranges.kernel_radius())
+            if sketch is not None:
+                given = to_signed_unit(B, sketch, uint8_input)
+                drawn = B.numpy.where(params["use_given"][:, None, None, None], given, drawn)
         target = color_shift(B, images, params["shift"])
         dst = params["dst"]
         coefficients = fit_tps(B, dst, control_grid(B, self.tps_grid))

@@ -41,9 +41,10 @@ def bilinear_sample(B: Backend, images, coords, fill_mode: str = "constant", fil
     Returns:
         float [N, P, C].
 
-    One gather per point: the four bilinear neighbours are first laid side by side in the
-    channel axis of a 1-pixel padded copy. (``keras.ops.image.map_coordinates`` on a batch
-    needs 4-D coordinates and interpolates over batch and channel too: 16 gathers a point.)
+    The image is padded by one pixel (fill value, or edge copies for ``nearest``) so that the
+    four neighbours of any point need no bounds checks. (``keras.ops.image.map_coordinates``
+    on a batch needs 4-D coordinates and interpolates over batch and channel too: 16 gathers
+    a point instead of 4.)
     """
     if fill_mode not in FILL_MODES:
         raise ValueError(f"fill_mode must be one of {FILL_MODES}, got {fill_mode!r}")
@@ -59,23 +60,24 @@ def bilinear_sample(B: Backend, images, coords, fill_mode: str = "constant", fil
         padded = B.numpy.pad(
             images, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="constant", constant_values=fill_value
         )
-    # quads[n, i, j] = (p[i, j], p[i, j+1], p[i+1, j], p[i+1, j+1]) of the padded image
-    quads = B.numpy.concatenate(
-        [padded[:, :-1, :-1], padded[:, :-1, 1:], padded[:, 1:, :-1], padded[:, 1:, 1:]], axis=-1
-    )
     x0 = B.numpy.floor(x)
     y0 = B.numpy.floor(y)
     wx = (x - x0)[..., None]
     wy = (y - y0)[..., None]
     outside = (x0 < -1.0) | (x0 > w - 1.0) | (y0 < -1.0) | (y0 > h - 1.0)
-    # index into quads: padded row = y0 + 1 in [0, h], padded col = x0 + 1 in [0, w]
+    # top-left neighbour in the padded image: row y0 + 1 in [0, h], column x0 + 1 in [0, w]
     row = B.core.cast(B.numpy.clip(y0, -1.0, h - 1.0), "int32") + 1
     col = B.core.cast(B.numpy.clip(x0, -1.0, w - 1.0), "int32") + 1
-    base = (B.numpy.arange(n, dtype="int32") * ((h + 1) * (w + 1)))[:, None]
-    flat = B.numpy.reshape(quads, (-1, 4 * c))
-    q = B.numpy.take(flat, base + row * (w + 1) + col, axis=0)
-    top = q[..., :c] * (1.0 - wx) + q[..., c : 2 * c] * wx
-    bottom = q[..., 2 * c : 3 * c] * (1.0 - wx) + q[..., 3 * c :] * wx
+    stride = w + 2
+    base = (B.numpy.arange(n, dtype="int32") * ((h + 2) * stride))[:, None]
+    flat = B.numpy.reshape(padded, (-1, c))
+    index = base + row * stride + col
+
+    def pixel(offset):
+        return B.numpy.take(flat, index + offset, axis=0)
+
+    top = pixel(0) * (1.0 - wx) + pixel(1) * wx
+    bottom = pixel(stride) * (1.0 - wx) + pixel(stride + 1) * wx
     out = top * (1.0 - wy) + bottom * wy
     if fill_mode == "constant":
         out = B.numpy.where(outside[..., None], B.numpy.full_like(out, fill_value), out)
