@@ -64,10 +64,13 @@ def triplet_scores(logits, positive, negative):
 
 
 def triplet_loss_from_scores(s_pos, s_neg, valid, margin: float = 12.0):
-    """Mean over valid positions of max(0, -s_pos + s_neg + margin) -> scalar (0 if none valid)."""
+    """max(0, -s_pos + s_neg + margin) averaged over each example's valid positions, then over
+    the batch -> scalar. (Per-example means make the loss of a batch split across replicas
+    the mean of the replicas' losses.) Examples without valid positions contribute 0."""
     valid = _f32(valid)
     hinge = ops.relu(_f32(s_neg) - _f32(s_pos) + margin)
-    return ops.sum(hinge * valid) / ops.maximum(ops.sum(valid), 1.0)
+    per_example = ops.sum(hinge * valid, axis=-1) / ops.maximum(ops.sum(valid, axis=-1), 1.0)
+    return ops.mean(per_example)
 
 
 def triplet_loss(logits, positive, negative, valid, margin: float = 12.0):

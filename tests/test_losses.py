@@ -1,0 +1,77 @@
+import numpy as np
+import pytest
+
+from keras_scft import losses
+
+pytestmark = pytest.mark.multi_backend
+
+
+def test_triplet_zero_when_positives_win_by_more_than_the_margin():
+    logits = np.zeros((1, 3, 4), "float32")
+    positive = np.array([[0, 1, 2]])
+    negative = np.array([[3, 3, 3]])
+    logits[0, np.arange(3), positive[0]] = 20.0
+    assert float(losses.triplet_loss(logits, positive, negative, np.ones((1, 3)), margin=12.0)) == 0.0
+
+
+def test_triplet_exact_value_and_invalid_positions_ignored():
+    logits = np.array([[[1.0, 4.0, 0.0], [2.0, 2.0, 9.0], [0.0, 0.0, 0.0]]], "float32")
+    positive = np.array([[0, 1, 2]])
+    negative = np.array([[1, 2, 0]])
+    valid = np.array([[1.0, 1.0, 0.0]])
+    # i=0: max(0, -1 + 4 + 12) = 15 ; i=1: max(0, -2 + 9 + 12) = 19 ; i=2 invalid
+    assert float(losses.triplet_loss(logits, positive, negative, valid, margin=12.0)) == pytest.approx(17.0)
+    assert float(losses.triplet_loss(logits, positive, negative, np.zeros((1, 3)))) == 0.0
+
+
+def test_triplet_is_per_position_not_whole_tensor():
+    """A loss over flattened tensors would be 0 here; per position it is not."""
+    logits = np.array([[[30.0, 0.0], [0.0, 0.0]]], "float32")
+    value = losses.triplet_loss(logits, np.array([[0, 0]]), np.array([[1, 1]]), np.ones((1, 2)), margin=12.0)
+    assert float(value) == pytest.approx(6.0)  # (0 + 12) / 2
+
+
+def test_gram_and_style_match_numpy():
+    rng = np.random.default_rng(0)
+    a = [rng.normal(size=(2, 4, 5, 3)).astype("float32"), rng.normal(size=(2, 2, 3, 6)).astype("float32")]
+    b = [rng.normal(size=x.shape).astype("float32") for x in a]
+
+    def gram(x):
+        n, h, w, c = x.shape
+        f = x.reshape(n, -1, c)
+        return np.swapaxes(f, 1, 2) @ f / (h * w * c)
+
+    np.testing.assert_allclose(np.asarray(losses.gram_matrix(a[0])), gram(a[0]), rtol=1e-5, atol=1e-6)
+    style = sum(np.mean(np.abs(gram(x) - gram(y))) for x, y in zip(a, b))
+    perceptual = sum(np.mean(np.abs(x - y)) for x, y in zip(a, b))
+    assert float(losses.style_loss(a, b)) == pytest.approx(style, rel=1e-5)
+    assert float(losses.perceptual_loss(a, b)) == pytest.approx(perceptual, rel=1e-5)
+
+
+def test_adversarial_forms():
+    real = np.array([[2.0, 0.0]], "float32")
+    fake = np.array([[-1.0, 1.0]], "float32")
+    assert float(losses.discriminator_loss(real, fake, "lsgan")) == pytest.approx(0.5 * (1.0 + 1.0))
+    sp = lambda x: np.log1p(np.exp(x))  # noqa: E731
+    bce = np.mean(sp(-real)) + np.mean(sp(fake))
+    assert float(losses.discriminator_loss(real, fake, "bce")) == pytest.approx(bce, rel=1e-5)
+    assert float(losses.generator_adversarial_loss(fake, "lsgan")) == pytest.approx(np.mean((fake - 1) ** 2))
+    with pytest.raises(ValueError, match="allowed: lsgan, bce"):
+        losses.generator_adversarial_loss(fake, "wgan")
+
+
+def test_losses_are_float32_for_bfloat16_inputs():
+    import keras
+
+    x = keras.ops.cast(np.ones((1, 2, 2, 3)), "bfloat16")
+    assert keras.backend.standardize_dtype(losses.reconstruction_loss(x, x * 0).dtype) == "float32"
+
+
+def test_triplet_is_the_mean_of_per_example_means():
+    logits = np.zeros((2, 2, 3), "float32")
+    positive = np.zeros((2, 2), "int64")
+    negative = np.ones((2, 2), "int64")
+    valid = np.array([[1.0, 0.0], [1.0, 1.0]])
+    logits[1, 1, 1] = 4.0  # example 1, position 1: hinge 16
+    # example 0: 12 ; example 1: (12 + 16) / 2 = 14 -> mean 13
+    assert float(losses.triplet_loss(logits, positive, negative, valid)) == pytest.approx(13.0)

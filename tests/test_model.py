@@ -1,0 +1,138 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from keras_scft import ColorizerModel, SelfAugment
+from tests.helpers import requires_backend, tiny_colorizer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _examples(n=4, size=32, seed=0):
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (n, size, size, 3)).astype("uint8")
+    example = SelfAugment(feature_stride=16).example_from_numpy(images, rng)
+    return ({k: example[k] for k in ("sketch", "reference")},
+            {k: example[k] for k in ("target", "correspondence", "valid", "negative")})
+
+
+@pytest.mark.multi_backend
+@pytest.mark.slow
+def test_overfits_a_fixed_batch():
+    model = tiny_colorizer()
+    model.compile(loss_weights={"perceptual": 0, "style": 0},
+                  g_optimizer=keras.optimizers.Adam(3e-3, beta_1=0.5), steps_per_execution=5)
+    x, y = _examples()
+    history = model.fit(x, y, batch_size=4, epochs=30, verbose=0, shuffle=False).history
+    assert history["rec"][-1] < 0.6 * history["rec"][0]
+    assert history["tr"][-1] < history["tr"][0]
+    assert set(history) >= {"loss_g", "loss_d", "rec", "adv", "tr", "d_real", "d_fake"}
+
+
+@pytest.mark.multi_backend
+def test_raw_images_are_augmented_inside_the_step():
+    model = tiny_colorizer(augment=SelfAugment(feature_stride=16, seed=0))
+    model.compile(loss_weights={"perceptual": 0, "style": 0})
+    images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3)).astype("uint8")
+    logs = model.train_on_batch({"image": images}, return_dict=True)
+    assert all(np.isfinite(v) for v in logs.values())
+    assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 1
+
+
+@pytest.mark.multi_backend
+def test_zero_weight_skips_the_loss_and_zero_adversarial_freezes_d():
+    model = tiny_colorizer()
+    model.compile(loss_weights={"perceptual": 0, "style": 0, "adversarial": 0, "triplet": 0})
+    before = [np.array(w) for w in model.discriminator.get_weights()]
+    x, y = _examples()
+    logs = model.train_on_batch(x, y, return_dict=True)
+    assert "tr" not in logs and "adv" not in logs and "perc" not in logs
+    for a, b in zip(before, model.discriminator.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_perceptual_weights_need_a_network():
+    with pytest.raises(ValueError, match="perceptual network"):
+        tiny_colorizer(perceptual=None).compile()
+    with pytest.raises(ValueError, match="unknown loss weights"):
+        tiny_colorizer().compile(loss_weights={"recon": 1, "perceptual": 0, "style": 0})
+
+
+@pytest.mark.multi_backend
+def test_perceptual_and_style_terms_train_with_a_vgg():
+    model = tiny_colorizer(perceptual="random")
+    model.compile()
+    x, y = _examples()
+    logs = model.train_on_batch(x, y, return_dict=True)
+    assert logs["perc"] > 0 and logs["style"] > 0
+
+
+@pytest.mark.multi_backend
+def test_save_load_round_trip_reproduces_outputs_and_optimizer_state(tmp_path):
+    model = tiny_colorizer(perceptual="random")
+    model.compile()
+    x, y = _examples()
+    model.fit(x, y, batch_size=4, epochs=2, verbose=0)
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    np.testing.assert_array_equal(np.asarray(model(x)), np.asarray(loaded(x)))
+    assert int(keras.ops.convert_to_numpy(loaded.optimizer.iterations)) == 2
+    for a, b in zip(model.optimizer.variables, loaded.optimizer.variables):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert loaded.loss_weights == model.loss_weights
+    config = ColorizerModel.from_config(model.get_config()).get_config()
+    assert config["generator"]["config"] == model.get_config()["generator"]["config"]
+
+
+@pytest.mark.multi_backend
+def test_evaluate_reports_reconstruction_and_psnr():
+    model = tiny_colorizer()
+    model.compile(loss_weights={"perceptual": 0, "style": 0})
+    x, y = _examples()
+    scores = model.evaluate(x, y, batch_size=4, verbose=0, return_dict=True)
+    assert set(scores) >= {"rec", "psnr"} and 0 < scores["psnr"] < 60
+
+
+@pytest.mark.multi_backend
+def test_mixed_bfloat16_step():
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = tiny_colorizer(perceptual="random")
+        model.compile()
+        x, y = _examples()
+        logs = model.train_on_batch(x, y, return_dict=True)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert all(np.isfinite(v) for v in logs.values())
+    assert model.generator.get_layer("sketch_encoder").get_layer("block0_conv").compute_dtype == "bfloat16"
+
+
+def _distributed(backend: str) -> dict:
+    env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "tests.distributed_check", backend], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert proc.returncode == 0 and lines, proc.stderr[-3000:]
+    return json.loads(lines[-1])
+
+
+@pytest.mark.slow
+@requires_backend("tensorflow")
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_two_devices_match_one_device(backend):
+    """MirroredStrategy (2 logical CPUs) and JAX DataParallel (2 host devices): one step on a
+    global batch of 4 gives the weights of one device (tolerance: Adam's first step moves a
+    weight by ~lr, so float noise can flip a near-zero gradient's sign: <= 2e-4)."""
+    result = _distributed(backend)
+    assert result["replicas"] == 2
+    assert result["moved"] > 1e-3  # the step changed the weights
+    assert result["max_abs"] < 5e-5
+    for key, value in result["single"].items():
+        assert result["multi"][key] == pytest.approx(value, rel=1e-4, abs=1e-6)
