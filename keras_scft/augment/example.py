@@ -198,6 +198,15 @@ class SelfAugment(AugmentLayer):
             "negative": (n, g),
         }
 
+    def save_own_variables(self, store):
+        # The seed generator's state is not among a layer's saved variables by default; it is
+        # what makes a resumed run draw the same augmentations as an uninterrupted one.
+        store["seed_state"] = keras.ops.convert_to_numpy(self.generator.state.value)
+
+    def load_own_variables(self, store):
+        if "seed_state" in store:
+            self.generator.state.assign(store["seed_state"][...])
+
     def get_config(self):
         config = super().get_config()
         config.update(

@@ -181,6 +181,7 @@ def train(recipe: dict, resume: bool = True, progress: bool = True) -> dict:
             start, model = restored
             _say(f"resuming {run_dir} from step {start}")
         else:
+            keras.utils.set_random_seed(recipe["seed"])  # same recipe, same initial weights
             start, model = 0, build_model(recipe, augment_in_step=where == "step")
     if start % per_epoch:
         raise RecipeError(f"checkpoint step {start} is not a multiple of the log interval {per_epoch}; "

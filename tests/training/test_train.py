@@ -1,0 +1,162 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from keras_scft.recipes import RecipeError, load_recipe, validate
+from keras_scft.training.callbacks import StopOnNonFinite
+from keras_scft.training.checkpoints import list_checkpoints, load_latest, save_checkpoint
+from keras_scft.training.run import train
+from tests.helpers import TINY_WIDTHS, tiny_colorizer
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def tiny_recipe(tmp_path, sample_dir, **sections):
+    recipe = {
+        "data": {"type": "openmoji", "root": str(sample_dir), "image_size": 32, "prepare": False},
+        "model": {"widths": list(TINY_WIDTHS), "residual_blocks": 1, "discriminator_widths": [16, 32, 32],
+                  "perceptual": None},
+        "loss": {"weights": {"perceptual": 0, "style": 0}},
+        "train": {"batch_size": 4, "steps": 4, "steps_per_execution": 1},
+        "output": {"dir": str(tmp_path / "run"), "log_interval": 2, "checkpoint_interval": 2,
+                   "sample_interval": 2, "tensorboard": False},
+    }
+    for section, values in sections.items():
+        recipe[section] = {**recipe.get(section, {}), **values}
+    return recipe
+
+
+@pytest.mark.slow
+@pytest.mark.multi_backend
+def test_tiny_recipe_end_to_end(tmp_path, sample_dir):
+    recipe = validate(tiny_recipe(tmp_path, sample_dir))
+    recipe["name"] = "tiny"
+    final = train(recipe, progress=False)
+    run = tmp_path / "run"
+    assert final["steps"] == 4 and np.isfinite(final["loss_g"])
+    assert [s for s, _ in list_checkpoints(run / "checkpoints")] == [2, 4]
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["step-00000002.png", "step-00000004.png"]
+    history = json.loads((run / "history.json").read_text())
+    assert history["step"] == [2, 4] and len(history["rec"]) == 2
+    generator = keras.saving.load_model(run / "generator.keras")
+    assert generator.image_size == (32, 32)
+    assert json.loads((run / "recipe.json").read_text())["train"]["steps"] == 4
+
+
+@pytest.mark.slow
+@pytest.mark.multi_backend
+def test_resume_matches_an_uninterrupted_run(tmp_path, sample_dir):
+    def run(name, steps, segments):
+        recipe = validate(tiny_recipe(tmp_path / name, sample_dir, augment={"where": "step"}))
+        recipe["name"] = name
+        for total in segments:
+            recipe["train"]["steps"] = total
+            train(recipe, progress=False)
+        return keras.saving.load_model(tmp_path / name / "run" / "generator.keras")
+
+    straight = run("straight", 4, [4])
+    resumed = run("resumed", 4, [2, 4])
+    step, model = load_latest(tmp_path / "resumed" / "run" / "checkpoints")
+    assert step == 4 and int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 4
+    for a, b in zip(straight.get_weights(), resumed.get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_recipe_errors_name_the_field(tmp_path, sample_dir):
+    with pytest.raises(RecipeError, match='"train.batch_sizes" is unknown; allowed fields here: batch_size'):
+        validate({"train": {"batch_sizes": 4, "steps": 1}})
+    with pytest.raises(RecipeError, match='"train.batch_size": expected an integer, got "16"'):
+        validate({"train": {"batch_size": "16", "steps": 1}})
+    with pytest.raises(RecipeError, match='"model.norm": "layer" is not allowed; allowed: "instance"'):
+        validate({"model": {"norm": "layer"}, "train": {"steps": 1}})
+    with pytest.raises(RecipeError, match="data.image_size"):
+        validate({"data": {"image_size": 40}, "train": {"steps": 1}})
+    with pytest.raises(RecipeError, match="give one of them"):
+        validate({})
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"train": {"steps": 1}}))
+    assert load_recipe(path, ["model.widths=[4,4,8,8,8,8,8,8,8,8]", "seed=3"])["model"]["widths"][0] == 4
+    with pytest.raises(RecipeError, match="must look like section.field=value"):
+        load_recipe(path, ["seed"])
+    with pytest.raises(RecipeError, match="does not exist"):
+        load_recipe(tmp_path / "missing.json")
+
+
+def test_missing_path_and_empty_folder_errors(tmp_path, sample_dir):
+    missing = validate(tiny_recipe(tmp_path, sample_dir, data={"type": "folder", "root": str(tmp_path / "nope")}))
+    with pytest.raises(RecipeError, match=f'"data.root": {tmp_path / "nope"} does not exist'):
+        train(missing, progress=False)
+    (tmp_path / "empty").mkdir()
+    empty = validate(tiny_recipe(tmp_path, sample_dir, data={"type": "folder", "root": str(tmp_path / "empty")}))
+    with pytest.raises(RecipeError, match="has no images"):
+        train(empty, progress=False)
+    unprepared = validate(tiny_recipe(tmp_path, sample_dir, data={"root": str(tmp_path / "empty")}))
+    with pytest.raises(RecipeError, match="not a prepared OpenMoji folder"):
+        train(unprepared, progress=False)
+
+
+def test_non_finite_loss_stops_with_the_step_and_term():
+    guard = StopOnNonFinite(steps_per_epoch=10)
+
+    class Model:
+        stop_training = False
+
+    guard.set_model(Model())
+    guard.on_epoch_begin(2)
+    guard.on_train_batch_end(4, {"rec": 0.5, "tr": float("nan")})
+    assert guard.model.stop_training
+    assert guard.failure.startswith("non-finite loss at step 25: tr = nan")
+
+
+def test_interrupted_checkpoint_write_is_ignored(tmp_path):
+    model = tiny_colorizer()
+    model.compile(loss_weights={"perceptual": 0, "style": 0})
+    folder = tmp_path / "checkpoints"
+    save_checkpoint(model, folder, 2, keep=3)
+    (folder / ".ckpt-00000004.keras.partial.keras").write_bytes(b"PK\x03\x04 truncated")
+    (folder / "ckpt-00000006.keras").write_bytes(b"not a zip")  # e.g. a damaged disk copy
+    with pytest.warns(UserWarning, match="does not load"):
+        step, _ = load_latest(folder)
+    assert step == 2
+    assert not (folder / ".ckpt-00000004.keras.partial.keras").exists()
+
+
+@pytest.mark.slow
+def test_sigkill_during_training_resumes_from_a_complete_checkpoint(tmp_path, sample_dir):
+    recipe = tiny_recipe(tmp_path, sample_dir, train={"steps": 400, "steps_per_execution": 1},
+                         output={"dir": str(tmp_path / "run"), "log_interval": 1, "checkpoint_interval": 1,
+                                 "sample_interval": 0, "tensorboard": False, "keep_checkpoints": 2})
+    path = tmp_path / "recipe.json"
+    path.write_text(json.dumps(recipe))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "KERAS_SCFT_QUIET": "1"}
+    command = [sys.executable, str(ROOT / "tools" / "train.py"), str(path), "--quiet"]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    folder = tmp_path / "run" / "checkpoints"
+    caught_partial = False
+    deadline = time.time() + 240
+    try:  # kill while a checkpoint is being written if we can catch one, else after a few
+        while time.time() < deadline and proc.poll() is None:
+            if folder.is_dir():
+                if any(p.name.endswith(".partial.keras") for p in folder.iterdir()) and list_checkpoints(folder):
+                    caught_partial = True
+                    break
+                if len(list_checkpoints(folder)) >= 2 and any(s >= 6 for s, _ in list_checkpoints(folder)):
+                    break
+            time.sleep(0.005)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    complete = [s for s, _ in list_checkpoints(folder)]
+    assert complete, "no checkpoint was written before the kill"
+    step, model = load_latest(folder)  # never a checkpoint that loads wrongly
+    assert step == max(complete) and int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == step
+    assert not any(p.name.endswith(".partial.keras") for p in folder.iterdir())
+    print(f"killed at step {step}, during a write: {caught_partial}")
