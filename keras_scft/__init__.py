@@ -14,11 +14,29 @@ _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ sta
 
 __version__ = "0.1.0"
 
-from keras_scft.augment.example import SelfAugment
-from keras_scft.inference import colorize, load_generator
-from keras_scft.layers import (PatchDiscriminator, SCFTAttention, SCFTGenerator, build_discriminator,
-                               build_generator, build_vgg_features)
-from keras_scft.model import ColorizerModel
+# Public names load lazily (PEP 562), so that `import keras_scft.data...` in a worker process
+# or `keras-scft --help` does not start Keras and TensorFlow.
+_EXPORTS = {
+    "ColorizerModel": "keras_scft.model",
+    "SelfAugment": "keras_scft.augment.example",
+    "colorize": "keras_scft.inference",
+    "load_generator": "keras_scft.inference",
+    "PatchDiscriminator": "keras_scft.layers",
+    "SCFTAttention": "keras_scft.layers",
+    "SCFTGenerator": "keras_scft.layers",
+    "build_discriminator": "keras_scft.layers",
+    "build_generator": "keras_scft.layers",
+    "build_vgg_features": "keras_scft.layers",
+}
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'keras_scft' has no attribute {name!r}")
+
 
 __all__ = [
     "ColorizerModel", "PatchDiscriminator", "SCFTAttention", "SCFTGenerator", "SelfAugment",

@@ -15,6 +15,7 @@ import keras
 import numpy as np
 from keras import ops
 
+import keras_scft.model  # noqa: F401  (registers ColorizerModel for loading .keras files)
 from keras_scft.layers.generator import SCFTGenerator
 
 

@@ -26,6 +26,7 @@ import contextlib
 import hashlib
 import io
 import json
+import multiprocessing
 import os
 import shutil
 import subprocess
@@ -368,7 +369,9 @@ def _pool(workers: int | None):
     if workers <= 1:
         yield None
         return
-    with concurrent.futures.ProcessPoolExecutor(workers) as pool:
+    # spawn, not fork: the caller may run Keras/TensorFlow/JAX threads, which fork can deadlock
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
         yield pool
 
 

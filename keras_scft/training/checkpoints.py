@@ -15,6 +15,8 @@ from pathlib import Path
 
 import keras
 
+import keras_scft.model  # noqa: F401  (registers ColorizerModel and its layers for loading)
+
 PATTERN = re.compile(r"^ckpt-(\d{8})\.keras$")
 
 
