@@ -108,9 +108,13 @@ SCHEMA: dict[str, Any] = {
     },
     "distribution": {
         "strategy": Field("str", "none", "multi-device training: mirrored (TensorFlow "
-                          "MirroredStrategy), data_parallel (JAX keras.distribution.DataParallel)",
-                          choices=("none", "mirrored", "data_parallel")),
-        "devices": Field("any", None, "device names to use (default: all visible GPUs)", nullable=True),
+                          "MirroredStrategy, one machine), data_parallel (JAX keras.distribution."
+                          "DataParallel, one machine), multi_worker (several machines: TensorFlow "
+                          "MultiWorkerMirroredStrategy from TF_CONFIG, or JAX jax.distributed + "
+                          "DataParallel; see README \"Training on several machines\")",
+                          choices=("none", "mirrored", "data_parallel", "multi_worker")),
+        "devices": Field("any", None, "device names to use (default: all visible GPUs; not with "
+                         "multi_worker)", nullable=True),
     },
     "output": {
         "dir": Field("str", None, "run folder (default: runs/<name>)", nullable=True),
@@ -210,6 +214,10 @@ def _check_consistency(recipe: dict) -> None:
                           "data.type \"paired\"")
     if data["type"] != "paired" and not data["root"]:
         raise RecipeError(f"recipe field \"data.root\" is required for data.type \"{data['type']}\"")
+    distribution = recipe["distribution"]
+    if distribution["strategy"] == "multi_worker" and distribution["devices"] is not None:
+        raise RecipeError("recipe field \"distribution.devices\" cannot be used with strategy \"multi_worker\": "
+                          "each worker uses all its visible GPUs (limit them with CUDA_VISIBLE_DEVICES)")
     weights = recipe["loss"]["weights"]
     if (weights["perceptual"] or weights["style"]) and not model["perceptual"]:
         raise RecipeError("recipe field \"model.perceptual\" is null but loss.weights.perceptual/style "

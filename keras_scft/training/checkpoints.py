@@ -5,6 +5,11 @@ discriminator, perceptual network, augmentation seed, both optimizers' slots and
 is first written to ``.ckpt-<step>.keras.partial`` in the same folder and then renamed, so a
 run killed mid-write leaves a partial file that is ignored (and removed on the next start),
 never a truncated ``ckpt-*.keras``.
+
+In a multi-worker run the chief alone writes and cleans the run's checkpoint folder (the
+other workers save into a scratch folder of their own, see :mod:`keras_scft.training.run`)
+and every worker resumes from the chief's checkpoints, so the folder must be on storage all
+workers read (a shared file system).
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ def remove_partial(folder: str | os.PathLike) -> list[Path]:
     folder = Path(folder)
     removed = [p for p in folder.glob(".ckpt-*.partial*")] if folder.is_dir() else []
     for path in removed:
-        path.unlink()
+        path.unlink(missing_ok=True)
     return removed
 
 
@@ -57,11 +62,16 @@ def save_checkpoint(model: keras.Model, folder: str | os.PathLike, step: int, ke
     return final
 
 
-def load_latest(folder: str | os.PathLike) -> tuple[int, keras.Model] | None:
-    """Load the newest checkpoint that loads; a damaged newest one is skipped with a warning."""
+def load_latest(folder: str | os.PathLike, clean: bool = True) -> tuple[int, keras.Model] | None:
+    """Load the newest checkpoint that loads; a damaged newest one is skipped with a warning.
+
+    ``clean``: first delete leftovers of interrupted writes (only the process that writes the
+    folder should; the other workers of a multi-worker run pass False).
+    """
     import warnings
 
-    remove_partial(folder)
+    if clean:
+        remove_partial(folder)
     for step, path in reversed(list_checkpoints(folder)):
         try:
             return step, keras.saving.load_model(path)

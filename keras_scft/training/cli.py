@@ -15,6 +15,11 @@ command resumes from the newest checkpoint in the run folder (--no-resume starts
 and keeps the old checkpoints until new ones replace them). The backend comes from
 KERAS_BACKEND (tensorflow or jax).
 
+Several machines: run the same command on every machine with -o
+distribution.strategy=multi_worker. TensorFlow workers read the TF_CONFIG environment
+variable; JAX processes take the three options below (or find them under Slurm or Open
+MPI). output.dir must be a folder every machine sees (see README).
+
 \b
 Recipe fields (dotted name = default):
 {describe()}
@@ -29,17 +34,29 @@ Recipe fields (dotted name = default):
 @click.option("--resume/--no-resume", default=True, show_default=True,
               help="Continue from the newest checkpoint of the run folder.")
 @click.option("--quiet", is_flag=True, help="One line per log interval instead of a progress bar.")
-def train_command(recipe: str, overrides: tuple[str, ...], resume: bool, quiet: bool) -> None:
+@click.option("--coordinator", metavar="HOST:PORT", default=None,
+              help="JAX multi_worker: address of process 0, the same on every process "
+                   "(default: $KERAS_DISTRIBUTION_JOB_ADDRESSES, $JAX_COORDINATOR_ADDRESS or the cluster's).")
+@click.option("--num-processes", type=click.IntRange(min=1), default=None,
+              help="JAX multi_worker: number of processes "
+                   "(default: $KERAS_DISTRIBUTION_NUM_PROCESSES or the cluster's).")
+@click.option("--process-id", type=click.IntRange(min=0), default=None,
+              help="JAX multi_worker: this process's id, 0 .. N-1; 0 is the chief "
+                   "(default: $KERAS_DISTRIBUTION_PROCESS_ID or the cluster's).")
+def train_command(recipe: str, overrides: tuple[str, ...], resume: bool, quiet: bool, coordinator: str | None,
+                  num_processes: int | None, process_id: int | None) -> None:
     try:
         config = load_recipe(recipe, list(overrides))
     except RecipeError as error:
         raise click.UsageError(str(error)) from None
+    from keras_scft.distribute import DistributionError, ProcessSettings
     from keras_scft.training.callbacks import NonFiniteLossError
     from keras_scft.training.run import train
 
+    processes = ProcessSettings(coordinator, num_processes, process_id)
     try:
-        final = train(config, resume=resume, progress=not quiet)
-    except RecipeError as error:
+        final = train(config, resume=resume, progress=not quiet, processes=processes)
+    except (RecipeError, DistributionError) as error:
         raise click.UsageError(str(error)) from None
     except NonFiniteLossError as error:
         click.echo(f"error: {error}", err=True)

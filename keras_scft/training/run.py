@@ -13,12 +13,21 @@ Run folder layout (``output.dir``, default ``runs/<name>``)::
 Restarting the same command resumes from the newest complete checkpoint: model, both
 optimizers, step counter, augmentation seed state, and the data order (batches are a
 function of the seed and the global step).
+
+Multi-worker runs (``distribution.strategy = "multi_worker"``, see :mod:`keras_scft.distribute`):
+every worker runs this same function. Each feeds its own shard of every global batch; the
+chief alone writes the run folder, which must be on storage every worker reads (they all
+resume from the chief's checkpoints). The other workers still take part in every step that
+Keras may run as a collective computation (saving a checkpoint or the generator: on JAX,
+creating a variable under a multi-process distribution is one) and write those files into a
+scratch folder of their own, deleted at the end.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -26,17 +35,18 @@ import keras
 
 from keras_scft.augment.example import SelfAugment
 from keras_scft.data.io import write_atomic
-from keras_scft.data.pipeline import (ImageBatches, augmented_tf_dataset, load_arrays, steps_for,
+from keras_scft.data.pipeline import (ImageBatches, augmented_tf_dataset, load_arrays, shard_of_batches, steps_for,
                                       validation_examples)
 from keras_scft.data.sources import OpenMojiSource, open_source
-from keras_scft.distribute import distribution_scope
+from keras_scft.distribute import Placement, ProcessSettings, distribute
+from keras_scft.grids import image_grid, save_png
 from keras_scft.layers.discriminator import build_discriminator
 from keras_scft.layers.generator import build_generator
 from keras_scft.model import ColorizerModel
 from keras_scft.recipes import RecipeError
 from keras_scft.training.callbacks import (Checkpointer, NonFiniteLossError, SampleGrid, StopOnNonFinite,
                                            Throughput)
-from keras_scft.training.checkpoints import load_latest
+from keras_scft.training.checkpoints import list_checkpoints, load_latest
 from keras_scft.utils.paths import cache_dir
 
 VALIDATION_EXAMPLES = 64
@@ -133,8 +143,71 @@ def _tensorboard(folder: Path) -> list:
     return [keras.callbacks.TensorBoard(str(folder), write_graph=False, update_freq="epoch")]
 
 
-def train(recipe: dict, resume: bool = True, progress: bool = True) -> dict:
-    """Train (or resume) the run described by ``recipe``; returns the final metrics."""
+def _place(recipe: dict, where: str, processes: ProcessSettings | None) -> Placement:
+    """Set up the recipe's distribution strategy (first thing: multi-worker engines must start
+    before the backend computes anything)."""
+    backend, strategy = keras.backend.backend(), recipe["distribution"]["strategy"]
+    multi_process_jax = strategy == "multi_worker" and backend == "jax"
+    if processes is not None and processes != ProcessSettings() and not multi_process_jax:
+        raise RecipeError("--coordinator / --num-processes / --process-id set the processes of a JAX multi-worker "
+                          f"run; this run has distribution.strategy \"{strategy}\" on {backend} (TensorFlow workers "
+                          "read TF_CONFIG)")
+    if strategy == "multi_worker" and backend == "tensorflow" and where == "step":
+        raise RecipeError('recipe field "augment.where": "step" is not supported with distribution.strategy '
+                          '"multi_worker" on tensorflow; use "data" (or "auto"): each worker then augments its '
+                          "own shard of the batch in tf.data")
+    return distribute(strategy, recipe["distribution"]["devices"], processes)
+
+
+def _multi_worker_tf_data(placement: Placement, arrays, batch: int, per_epoch: int, seed: int, start: int,
+                          steps: int, augment):
+    """A tf.distribute dataset: every worker builds the tf.data pipeline of its own replicas' shards.
+
+    Auto-sharding is OFF on purpose: the source is a Python generator of step-indexed batches
+    (nothing for FILE sharding to split), and DATA sharding would have every worker read and
+    augment the whole global batch to keep 1/n of it. Here worker w reads and augments only
+    the rows of its replicas (``ImageBatches(shard=...)``), with the augmentation draws of the
+    whole batch sliced to those rows, so the examples of a step do not depend on the number
+    of workers and a restart at step s resumes the exact sequence.
+    """
+    import tensorflow as tf
+
+    def worker_dataset(context: tf.distribute.InputContext):
+        local = context.num_replicas_in_sync // context.num_input_pipelines
+        shards = [ImageBatches(arrays, batch, per_epoch, seed=seed, start_step=start,
+                               shard=context.input_pipeline_id * local + r, num_shards=context.num_replicas_in_sync)
+                  for r in range(local)]
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+        return augmented_tf_dataset(shards, augment, steps).with_options(options)
+
+    return placement.tf_strategy.distribute_datasets_from_function(worker_dataset)
+
+
+class ChiefSampleGrid(SampleGrid):
+    """:class:`SampleGrid` of a multi-worker run, made by the chief alone: the generator runs on
+    host copies of its weights, outside the strategy (its ``predict_on_batch`` is a computation
+    over every worker's devices, which all workers would have to join)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        step = self.step_at_epoch_end(epoch)
+        if self.interval and step % self.interval == 0:
+            generator = self.model.generator
+            host = [[keras.ops.convert_to_numpy(v) for v in variables]
+                    for variables in (generator.trainable_variables, generator.non_trainable_variables)]
+            outputs, _ = generator.stateless_call(*host, self.inputs, training=False)
+            output = keras.ops.convert_to_numpy(outputs["image"])
+            grid = image_grid([self.inputs["sketch"], self.inputs["reference"], output, self.target])
+            save_png(self.folder / f"step-{step:08d}.png", grid)
+
+
+def train(recipe: dict, resume: bool = True, progress: bool = True, processes: ProcessSettings | None = None) -> dict:
+    """Train (or resume) the run described by ``recipe``; returns the final metrics.
+
+    ``processes``: this process's place in a JAX multi-worker run (command-line flags).
+    Raises :class:`RecipeError` for a bad recipe and ``keras_scft.distribute.DistributionError``
+    for missing or inconsistent cluster settings (both name what to fix).
+    """
     backend = keras.backend.backend()
     train_cfg, out_cfg = recipe["train"], recipe["output"]
     run_dir = Path(out_cfg["dir"] or Path("runs") / recipe["name"])
@@ -145,6 +218,7 @@ def train(recipe: dict, resume: bool = True, progress: bool = True) -> dict:
     if where == "data" and backend != "tensorflow":
         raise RecipeError('recipe field "augment.where": "data" runs the augmentation in tf.data and '
                           f'needs the tensorflow backend (running {backend}); use "step" or "auto"')
+    placement = _place(recipe, where, processes)
     if train_cfg["mixed_precision"]:
         keras.config.set_dtype_policy("mixed_bfloat16")
 
@@ -171,49 +245,77 @@ def train(recipe: dict, resume: bool = True, progress: bool = True) -> dict:
     checkpoint_every = round_up(out_cfg["checkpoint_interval"])
     sample_every = round_up(out_cfg["sample_interval"]) if out_cfg["sample_interval"] else 0
 
-    scope, replicas = distribution_scope(recipe["distribution"]["strategy"], recipe["distribution"]["devices"])
+    replicas, chief = placement.replicas, placement.is_chief
     if batch % replicas:
         raise RecipeError(f"recipe field \"train.batch_size\": {batch} does not split evenly over {replicas} devices")
     checkpoints = run_dir / "checkpoints"
-    with scope:
-        restored = load_latest(checkpoints) if resume else None
+    if resume:  # workers that see different checkpoints would build different models: stop first
+        found = list_checkpoints(checkpoints)
+        placement.check_same(found[-1][0] if found else 0, f"the newest checkpoint in {checkpoints}")
+    with placement.scope:
+        restored = load_latest(checkpoints, clean=chief) if resume else None
         if restored is not None:
             start, model = restored
             _say(f"resuming {run_dir} from step {start}")
         else:
             keras.utils.set_random_seed(recipe["seed"])  # same recipe, same initial weights
             start, model = 0, build_model(recipe, augment_in_step=where == "step")
+    placement.check_same(start, "the step to resume from")
+    note = placement.prepare_model(model)
     if start % per_epoch:
         raise RecipeError(f"checkpoint step {start} is not a multiple of the log interval {per_epoch}; "
                           "resume with the recipe the run started with")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _write_json(run_dir / "recipe.json", recipe)
-    _say(f"backend {backend}, strategy {recipe['distribution']['strategy']}, {replicas} device(s), "
-         f"global batch {batch} ({batch // replicas} per device), {len(arrays['image'])} training images, "
+    if chief:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _write_json(run_dir / "recipe.json", recipe)
+    _say(f"backend {backend}, {placement.describe(batch)}, {len(arrays['image'])} training images, "
          f"steps {start} -> {total}, augmentation in {where}")
+    if note:
+        _say(note)
 
-    batches = ImageBatches(arrays, batch, per_epoch, seed=recipe["seed"], start_step=start)
     augment = model.augment or build_augment(recipe, model.generator.stride, recipe["seed"])
-    if where == "data":
-        train_data = augmented_tf_dataset(batches, augment, total - start)
-    else:
-        train_data = batches
-    validation = validation_examples(val_arrays, augment, VALIDATION_EXAMPLES, seed=recipe["seed"]) if val_arrays else None
+    multi_worker = placement.strategy == "multi_worker"
+    if where == "data" and multi_worker:
+        train_data = _multi_worker_tf_data(placement, arrays, batch, per_epoch, recipe["seed"], start, total - start,
+                                           augment)
+    else:  # one process reads whole batches; a JAX multi_worker process its own rows (Keras joins them)
+        batches = ImageBatches(arrays, batch, per_epoch, seed=recipe["seed"], start_step=start,
+                               shard=placement.worker, num_shards=placement.workers)
+        train_data = augmented_tf_dataset(batches, augment, total - start) if where == "data" else batches
+    examples = None
+    if val_arrays:
+        examples = validation_examples(val_arrays, augment, VALIDATION_EXAMPLES, seed=recipe["seed"])
+    # Keras splits the validation arrays over TensorFlow workers itself (auto-shard DATA: each
+    # evaluates its part of every global batch); JAX processes get their rows here.
+    validation, validation_batch = examples, batch
+    if examples is not None and multi_worker and backend == "jax":
+        validation = shard_of_batches(examples, batch, placement.worker, placement.workers)
+        validation_batch = batch // placement.workers
+        if not len(validation[1]["target"]):
+            validation = None  # fewer validation examples than one global batch
+
+    # The other workers run the same (possibly collective) saves into a scratch folder, removed
+    # at the end (or when the TemporaryDirectory object goes, if training fails).
+    scratch = None if chief else tempfile.TemporaryDirectory(prefix=f"keras_scft_worker{placement.worker}_")
+    writes = run_dir if chief else Path(scratch.name)
 
     guard = StopOnNonFinite(per_epoch)
-    checkpointer = Checkpointer(checkpoints, checkpoint_every, out_cfg["keep_checkpoints"], per_epoch, total, guard)
+    checkpointer = Checkpointer(writes / "checkpoints", checkpoint_every, out_cfg["keep_checkpoints"] if chief else 1,
+                                per_epoch, total, guard)
     speed = Throughput(batch, per_epoch)
     callbacks = [guard, speed, checkpointer]
-    if sample_every and validation is not None:
-        callbacks.append(SampleGrid(run_dir / "samples", validation, sample_every, per_epoch))
-    if out_cfg["tensorboard"]:
+    if sample_every and examples is not None and chief:
+        callbacks.append((ChiefSampleGrid if multi_worker else SampleGrid)(run_dir / "samples", examples,
+                                                                           sample_every, per_epoch))
+    if out_cfg["tensorboard"] and chief:
         callbacks += _tensorboard(run_dir / "logs")
     wall = time.perf_counter()
     history = model.fit(train_data, epochs=epochs, initial_epoch=start // per_epoch, steps_per_epoch=per_epoch,
-                        validation_data=validation, validation_batch_size=batch, callbacks=callbacks,
+                        validation_data=validation, validation_batch_size=validation_batch, callbacks=callbacks,
                         shuffle=False, verbose=1 if progress else 2)
     wall = time.perf_counter() - wall
-    _append_history(run_dir / "history.json", start, per_epoch, history.history)
+    if chief:
+        _append_history(run_dir / "history.json", start, per_epoch, history.history)
     if guard.failure:
         raise NonFiniteLossError(guard.failure)
     if start >= total:
@@ -221,9 +323,14 @@ def train(recipe: dict, resume: bool = True, progress: bool = True) -> dict:
     final = {k: float(v[-1]) for k, v in history.history.items() if v}
     final.update(steps=total, resumed_from=start, wall_seconds=wall, backend=backend,
                  train_img_per_s_median=sorted(speed.history)[len(speed.history) // 2] if speed.history else None)
-    _save_generator(model, run_dir / "generator.keras")
-    _write_json(run_dir / "final_metrics.json", final)
-    _say(f"done: {run_dir / 'generator.keras'}")
+    _save_generator(model, writes / "generator.keras")
+    if chief:
+        _write_json(run_dir / "final_metrics.json", final)
+    placement.barrier()  # no worker leaves (JAX: process 0 hosts the coordinator) before all are done
+    if scratch is not None:
+        scratch.cleanup()
+    _say(f"done: {run_dir / 'generator.keras'}" if chief else
+         f"done (worker {placement.worker}; the chief wrote {run_dir})")
     return final
 
 
