@@ -1,4 +1,5 @@
-"""Throughput of the full ColorizerModel training step and of generator inference (JAX).
+"""Throughput of the full ColorizerModel training step (and, via benchmarks/inference.py,
+of generator inference), JAX backend.
 
 Prints one JSON line per configuration and a table, with the device it ran on. Each
 configuration runs in its own process (clean memory statistics and compile timing).
@@ -23,14 +24,14 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
-def _device() -> str:
+def device_name() -> str:
     import jax
 
     d = jax.devices()[0]
     return f"{d.platform}:{getattr(d, 'device_kind', d)} x{jax.device_count()}"
 
 
-def _peak_memory() -> int | None:
+def peak_memory() -> int | None:
     import jax
 
     stats = jax.devices()[0].memory_stats() or {}
@@ -42,7 +43,12 @@ def _state(model):
             [v.value for v in model.optimizer.variables], [v.value for v in model.metrics_variables])
 
 
-def run_train(size: int, batch: int, precision: str, steps: int, augment_in_step: bool, perceptual: str) -> dict:
+def prepare_train(size: int, batch: int, precision: str, augment_in_step: bool, perceptual: str) -> dict:
+    """Build ColorizerModel, one batch on the device and the compiled, buffer-donating step.
+
+    Returns ``compiled`` (state, data) -> (logs, state), ``state``, ``data``, the analytic
+    ``flops`` per image, XLA's own count ``xla_flops`` per step and ``compile_s``.
+    """
     import jax
     import keras
     import numpy as np
@@ -71,74 +77,40 @@ def run_train(size: int, batch: int, precision: str, steps: int, augment_in_step
     compile_s = time.perf_counter() - t0
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
-    xla_flops = float(cost.get("flops", 0.0)) if cost else 0.0
-    for _ in range(3):
-        logs, state = compiled(state, data)
-    jax.block_until_ready(state)
+    return {"compiled": compiled, "state": state, "data": data, "flops": flops["total"], "compile_s": compile_s,
+            "xla_flops": float(cost.get("flops", 0.0)) if cost else 0.0}
+
+
+def run_steps(compiled, state, data, steps: int):
+    """Run ``steps`` steps; returns (seconds per step, last logs, state)."""
+    import jax
+
+    logs = None
     t0 = time.perf_counter()
     for _ in range(steps):
         logs, state = compiled(state, data)
     jax.block_until_ready(state)
-    seconds = (time.perf_counter() - t0) / steps
+    return (time.perf_counter() - t0) / max(steps, 1), logs, state
+
+
+def run_train(size: int, batch: int, precision: str, steps: int, augment_in_step: bool, perceptual: str) -> dict:
+    run = prepare_train(size, batch, precision, augment_in_step, perceptual)
+    _, _, state = run_steps(run["compiled"], run["state"], run["data"], 3)  # warm-up
+    seconds, logs, _ = run_steps(run["compiled"], state, run["data"], steps)
     return {
         "kind": "train", "size": size, "batch": batch, "precision": precision,
         "augment_in_step": augment_in_step, "step_ms": seconds * 1e3, "img_per_s": batch / seconds,
-        "compile_s": compile_s, "analytic_gflop_per_img": flops["total"] / 1e9,
-        "xla_gflop_per_step": xla_flops / 1e9,
-        "achieved_tflops": flops["total"] * batch / seconds / 1e12,
-        "peak_mem_gb": (_peak_memory() or 0) / 1e9,
+        "compile_s": run["compile_s"], "analytic_gflop_per_img": run["flops"] / 1e9,
+        "xla_gflop_per_step": run["xla_flops"] / 1e9,
+        "achieved_tflops": run["flops"] * batch / seconds / 1e12,
+        "peak_mem_gb": (peak_memory() or 0) / 1e9,
         "losses": {k: float(v) for k, v in logs.items()},
     }
 
 
-def run_inference(size: int, batch: int, precision: str, steps: int) -> dict:
-    import jax
-    import keras
-    import numpy as np
-
-    from flops import forward_flops
-    from keras_scft.layers.generator import build_generator
-
-    keras.config.set_dtype_policy(precision)
-    generator = build_generator()
-    rng = np.random.default_rng(0)
-    inputs = jax.device_put({"sketch": rng.uniform(-1, 1, (batch, size, size, 1)).astype("float32"),
-                             "reference": rng.uniform(-1, 1, (batch, size, size, 3)).astype("float32")})
-    tv = [v.value for v in generator.trainable_variables]
-    ntv = [v.value for v in generator.non_trainable_variables]
-
-    def forward(tv, ntv, x):
-        return generator.stateless_call(tv, ntv, x, training=False)[0]["image"]
-
-    t0 = time.perf_counter()
-    compiled = jax.jit(forward).lower(tv, ntv, inputs).compile()
-    compile_s = time.perf_counter() - t0
-    for _ in range(3):
-        out = compiled(tv, ntv, inputs)
-    jax.block_until_ready(out)
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        out = compiled(tv, ntv, inputs)
-    jax.block_until_ready(out)
-    seconds = (time.perf_counter() - t0) / steps
-    one = {k: np.zeros((1, size, size, c), "float32") for k, c in (("sketch", 1), ("reference", 3))}
-    g = forward_flops(generator, one)
-    # batch-1 latency
-    single = jax.device_put({k: v[:1] for k, v in inputs.items()})
-    compiled1 = jax.jit(forward).lower(tv, ntv, single).compile()
-    jax.block_until_ready(compiled1(tv, ntv, single))
-    t1 = time.perf_counter()
-    for _ in range(steps):
-        out1 = compiled1(tv, ntv, single)
-    jax.block_until_ready(out1)
-    latency = (time.perf_counter() - t1) / steps
-    return {"kind": "inference", "size": size, "batch": batch, "precision": precision,
-            "img_per_s": batch / seconds, "step_ms": seconds * 1e3, "batch1_latency_ms": latency * 1e3,
-            "compile_s": compile_s, "analytic_gflop_per_img": g / 1e9,
-            "achieved_tflops": g * batch / seconds / 1e12, "peak_mem_gb": (_peak_memory() or 0) / 1e9}
-
-
 def main() -> None:
+    from inference import run_inference
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--batch-sizes", default="16,32")
@@ -156,7 +128,7 @@ def main() -> None:
         spec = json.loads(args.single)
         kind = spec.pop("kind")
         result = run_train(**spec) if kind == "train" else run_inference(**spec)
-        result["device"] = _device()
+        result["device"] = device_name()
         result["mfu"] = result["achieved_tflops"] / args.peak_tflops
         print("RESULT " + json.dumps(result), flush=True)
         return

@@ -1,0 +1,135 @@
+"""Where the time of one training step goes: a JAX profiler trace, summarised.
+
+    KERAS_BACKEND=jax python benchmarks/profile_step.py --size 256 --batch 32 --out profile.json
+
+Compiles the same step as benchmarks/train_step.py, runs a few warm-up steps, traces
+``--steps`` steps with ``jax.profiler.trace`` (Perfetto JSON) and prints, for the device's
+kernel streams (GPU) or the XLA op threads (CPU): the top kernels by total time, and the time
+per category (convolution, matmul, fusion, layout copies, other). ``--out`` writes the same
+summary as JSON; ``--trace-dir`` keeps the raw trace (open it in ui.perfetto.dev).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import gzip
+import json
+import os
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+CATEGORIES = (  # first match wins; names are XLA op names on CPU, CUDA kernel names on GPU
+    ("convolution", re.compile(r"conv|cudnn|implicit_gemm|wgrad|dgrad|fprop|xmma_fprop", re.I)),
+    ("matmul", re.compile(r"gemm|matmul|dot|cublas|nvjet|sm90_xmma", re.I)),
+    ("layout copy", re.compile(r"transpose|copy|memcpy|memset", re.I)),
+    ("fusion", re.compile(r"fusion|loop_|input_|reduce|triton", re.I)),
+)
+
+
+def category(name: str) -> str:
+    for label, pattern in CATEGORIES:
+        if pattern.search(name):
+            return label
+    return "other"
+
+
+def read_trace(path: Path) -> list[dict]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt") as f:
+        return json.load(f)["traceEvents"]
+
+
+def summarize_trace(events: list[dict], steps: int, top: int = 25) -> dict:
+    """Group complete events (``ph == "X"``) by process/thread, pick the device kernel threads
+    (GPU streams if any, else XLA CPU worker threads) and rank kernels there.
+
+    Returns ``{"threads": [...], "selected": [...], "ms_per_step": float, "categories":
+    {name: ms per step}, "top": [{"name", "ms_per_step", "calls_per_step", "share"}]}``.
+    """
+    processes, threads = {}, {}
+    for e in events:
+        if e.get("ph") == "M" and e.get("name") == "process_name":
+            processes[e["pid"]] = e.get("args", {}).get("name", str(e["pid"]))
+        elif e.get("ph") == "M" and e.get("name") == "thread_name":
+            threads[(e["pid"], e.get("tid"))] = e.get("args", {}).get("name", str(e.get("tid")))
+    per_thread = collections.defaultdict(list)
+    for e in events:
+        if e.get("ph") == "X" and "dur" in e:
+            per_thread[(e["pid"], e.get("tid"))].append(e)
+    labels = {key: f"{processes.get(key[0], key[0])} / {threads.get(key, key[1])}" for key in per_thread}
+    busy = sorted(((sum(e["dur"] for e in evs), key) for key, evs in per_thread.items()), reverse=True)
+    gpu = [key for _, key in busy if "gpu" in labels[key].lower() and "stream" in labels[key].lower()]
+    if gpu:
+        selected = gpu
+    else:  # CPU: XLA's Eigen worker threads run the ops (nested in ThunkExecutor wrapper events)
+        selected = [key for _, key in busy if "xlaeigen" in labels[key].lower()]
+    kernels = collections.defaultdict(lambda: [0.0, 0])
+    for key in selected:
+        for e in per_thread[key]:
+            if "ThunkExecutor" in e.get("name", ""):
+                continue
+            kernels[e.get("name", "?")][0] += e["dur"]
+            kernels[e.get("name", "?")][1] += 1
+    total_us = sum(v[0] for v in kernels.values()) or 1.0
+    categories = collections.defaultdict(float)
+    for name, (dur, _) in kernels.items():
+        categories[category(name)] += dur / 1e3 / steps
+    ranked = sorted(kernels.items(), key=lambda kv: -kv[1][0])[:top]
+    return {
+        "threads": [{"thread": labels[key], "ms": dur / 1e3} for dur, key in busy[:20]],
+        "selected": [labels[key] for key in selected],
+        "ms_per_step": total_us / 1e3 / steps,
+        "categories": dict(sorted(categories.items(), key=lambda kv: -kv[1])),
+        "top": [{"name": name, "category": category(name), "ms_per_step": dur / 1e3 / steps,
+                 "calls_per_step": calls / steps, "share": dur / total_us} for name, (dur, calls) in ranked],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--precision", default="mixed_bfloat16")
+    parser.add_argument("--steps", type=int, default=5, help="traced steps")
+    parser.add_argument("--augment-in-step", action="store_true", help="raw images, augmentation on the device")
+    parser.add_argument("--perceptual", default="random", help="VGG weights (speed does not depend on them)")
+    parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--trace-dir", default=None, help="keep the raw trace here (default: a temporary folder)")
+    parser.add_argument("--out", default=None, help="write the summary here as JSON")
+    args = parser.parse_args()
+
+    import jax
+
+    from train_step import device_name, prepare_train, run_steps
+
+    run = prepare_train(args.size, args.batch, args.precision, args.augment_in_step, args.perceptual)
+    _, _, state = run_steps(run["compiled"], run["state"], run["data"], 3)
+    with tempfile.TemporaryDirectory() as scratch:
+        trace_dir = Path(args.trace_dir or scratch)
+        with jax.profiler.trace(str(trace_dir), create_perfetto_trace=True):
+            seconds, _, state = run_steps(run["compiled"], state, run["data"], args.steps)
+        traces = sorted(trace_dir.rglob("*.trace.json.gz"), key=lambda p: p.stat().st_mtime)
+        if not traces:
+            sys.exit(f"no Perfetto trace was written under {trace_dir}")
+        summary = summarize_trace(read_trace(traces[-1]), args.steps, args.top)
+    summary.update(device=device_name(), size=args.size, batch=args.batch, precision=args.precision,
+                   augment_in_step=args.augment_in_step, wall_ms_per_step=seconds * 1e3,
+                   img_per_s=args.batch / seconds, compile_s=run["compile_s"])
+    print(f"device {summary['device']}, batch {args.batch}, {args.precision}: {seconds * 1e3:.1f} ms/step wall "
+          f"(traced), kernels {summary['ms_per_step']:.1f} ms/step on {len(summary['selected'])} thread(s)")
+    for name, ms in summary["categories"].items():
+        print(f"  {name:12} {ms:8.2f} ms/step")
+    for k in summary["top"]:
+        print(f"  {k['share']:6.1%} {k['ms_per_step']:8.2f} ms x{k['calls_per_step']:<5g} {k['category']:12} {k['name'][:90]}")
+    if args.out:
+        Path(args.out).write_text(json.dumps(summary, indent=1))
+
+
+if __name__ == "__main__":
+    main()
