@@ -35,10 +35,10 @@ def correspondence_targets(B: Backend, dst, coefficients, grid_height: int, grid
     g = grid_height * grid_width
     centers = pixel_centers(B, grid_height, grid_width)  # [G, 2]
     seen = tps_transform(B, B.numpy.broadcast_to(centers[None], (n, g, 2)), dst, coefficients)
-    cell = B.numpy.convert_to_tensor([2.0 / grid_width, 2.0 / grid_height], dtype="float32")
-    # [N, G_sketch, G_ref]: Chebyshev distance in cells between c_i and f(r_j).
-    offset = B.numpy.abs(centers[None, :, None, :] - seen[:, None, :, :]) / cell
-    distance = B.numpy.max(offset, axis=-1)
+    # [N, G_sketch, G_ref]: Chebyshev distance in cells between c_i and f(r_j), one axis at a time
+    cx, cy = centers[None, :, None, 0] * (grid_width / 2.0), centers[None, :, None, 1] * (grid_height / 2.0)
+    sx, sy = seen[:, None, :, 0] * (grid_width / 2.0), seen[:, None, :, 1] * (grid_height / 2.0)
+    distance = B.numpy.maximum(B.numpy.abs(cx - sx), B.numpy.abs(cy - sy))
     target = B.core.cast(B.numpy.argmin(distance, axis=-1), "int32")
     valid = B.core.cast(B.numpy.min(distance, axis=-1) <= max_offset, "float32")
     return target, valid

@@ -40,45 +40,46 @@ def bilinear_sample(B: Backend, images, coords, fill_mode: str = "constant", fil
 
     Returns:
         float [N, P, C].
-
-    The image is padded by one pixel (fill value, or edge copies for ``nearest``) so that the
-    four neighbours of any point need no bounds checks. (``keras.ops.image.map_coordinates``
-    on a batch needs 4-D coordinates and interpolates over batch and channel too: 16 gathers
-    a point instead of 4.)
     """
+    return bilinear_sample_xy(B, images, coords[..., 0], coords[..., 1], fill_mode, fill_value)
+
+
+def bilinear_sample_xy(B: Backend, images, x, y, fill_mode: str = "constant", fill_value: float = 1.0):
+    """:func:`bilinear_sample` with the normalized coordinates given as two float32 [N, P]
+    arrays ``x`` and ``y`` (no [N, P, 2] array to build and slice)."""
     if fill_mode not in FILL_MODES:
         raise ValueError(f"fill_mode must be one of {FILL_MODES}, got {fill_mode!r}")
     shape = B.core.shape(images)
     n, h, w, c = shape[0], shape[1], shape[2], shape[3]
-    x = (coords[..., 0] + 1.0) * 0.5 * w - 0.5
-    y = (coords[..., 1] + 1.0) * 0.5 * h - 0.5
+    # Pixel units, then clamped so the 2x2 neighbourhood always lies in the padded image: one
+    # ring of padding before, two after (fill value or edge copies). In constant mode a point
+    # outside the image clamps to the padding ring with weight 0 on the image side, so it
+    # reads exactly the fill value (no mask); in nearest mode it clamps to the border pixel.
+    # (``keras.ops.image.map_coordinates`` on a batch needs 4-D coordinates and interpolates
+    # over batch and channel too: 16 gathers a point instead of 4.)
+    low, high = (0.0, (w - 1.0, h - 1.0)) if fill_mode == "nearest" else (-1.0, (float(w), float(h)))
+    x = B.numpy.clip(x * (0.5 * w) + (0.5 * w - 0.5), low, high[0])
+    y = B.numpy.clip(y * (0.5 * h) + (0.5 * h - 0.5), low, high[1])
+    pads = ((0, 0), (1, 2), (1, 2), (0, 0))
     if fill_mode == "nearest":
-        x = B.numpy.clip(x, 0.0, w - 1.0)
-        y = B.numpy.clip(y, 0.0, h - 1.0)
-        padded = B.numpy.pad(images, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="symmetric")
+        padded = B.numpy.pad(images, pads, mode="symmetric")
     else:
-        padded = B.numpy.pad(
-            images, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="constant", constant_values=fill_value
-        )
+        padded = B.numpy.pad(images, pads, mode="constant", constant_values=fill_value)
     x0 = B.numpy.floor(x)
     y0 = B.numpy.floor(y)
     wx = (x - x0)[..., None]
     wy = (y - y0)[..., None]
-    outside = (x0 < -1.0) | (x0 > w - 1.0) | (y0 < -1.0) | (y0 > h - 1.0)
-    # top-left neighbour in the padded image: row y0 + 1 in [0, h], column x0 + 1 in [0, w]
-    row = B.core.cast(B.numpy.clip(y0, -1.0, h - 1.0), "int32") + 1
-    col = B.core.cast(B.numpy.clip(x0, -1.0, w - 1.0), "int32") + 1
-    stride = w + 2
-    base = (B.numpy.arange(n, dtype="int32") * ((h + 2) * stride))[:, None]
+    stride = w + 3
+    # top-left neighbour in the padded image: row y0 + 1, column x0 + 1
+    base = (B.numpy.arange(n, dtype="int32") * ((h + 3) * stride) + stride + 1)[:, None]
+    index = base + B.core.cast(y0, "int32") * stride + B.core.cast(x0, "int32")
     flat = B.numpy.reshape(padded, (-1, c))
-    index = base + row * stride + col
 
     def pixel(offset):
         return B.numpy.take(flat, index + offset, axis=0)
 
-    top = pixel(0) * (1.0 - wx) + pixel(1) * wx
-    bottom = pixel(stride) * (1.0 - wx) + pixel(stride + 1) * wx
-    out = top * (1.0 - wy) + bottom * wy
-    if fill_mode == "constant":
-        out = B.numpy.where(outside[..., None], B.numpy.full_like(out, fill_value), out)
-    return out
+    top_left = pixel(0)
+    top = top_left + wx * (pixel(1) - top_left)
+    bottom_left = pixel(stride)
+    bottom = bottom_left + wx * (pixel(stride + 1) - bottom_left)
+    return top + wy * (bottom - top)

@@ -34,8 +34,9 @@ class XDoGRanges:
 
 def luminance(B: Backend, images):
     """RGB float [N, H, W, 3] in [-1, 1] -> luminance float [N, H, W, 1] in [0, 1] (BT.601)."""
-    weights = B.numpy.convert_to_tensor([0.299, 0.587, 0.114], dtype=images.dtype)
-    return B.numpy.sum((images + 1.0) * 0.5 * weights, axis=-1, keepdims=True)
+    weights = B.numpy.convert_to_tensor([[0.299], [0.587], [0.114]], dtype=images.dtype)  # sums to 1
+    # a matmul, not a sum over the 3-wide last axis (3x faster in TensorFlow on CPU)
+    return B.numpy.matmul(images, weights) * 0.5 + 0.5
 
 
 def gaussian_taps(B: Backend, sigma, radius: int):
@@ -105,8 +106,7 @@ def xdog_sketch(B: Backend, images, params: dict, radius: int):
     p = params["p"][:, None, None, None]
     eps = params["eps"][:, None, None, None]
     phi = params["phi"][:, None, None, None]
-    s = (1.0 + p) * blurred[..., :1] - p * blurred[..., 1:]
-    # 1 + tanh(phi * d) for d < 0, written so that huge phi does not produce inf - inf.
-    soft = 1.0 + B.numpy.tanh(B.numpy.maximum(phi * (s - eps), -30.0))
-    t = B.numpy.where(s >= eps, 1.0, soft)
-    return t * 2.0 - 1.0
+    fine = blurred[..., :1]
+    s = fine + p * (fine - blurred[..., 1:])  # (1 + p) G_sigma - p G_k sigma
+    # 2 T - 1 with T = 1 + tanh(phi * d) for d < 0, written so that huge phi gives no inf - inf.
+    return B.numpy.where(s >= eps, 1.0, 1.0 + 2.0 * B.numpy.tanh(B.numpy.maximum(phi * (s - eps), -30.0)))

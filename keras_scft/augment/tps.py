@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 
 from keras_scft.augment.backend import Backend, Uniform
-from keras_scft.augment.sampling import bilinear_sample, pixel_centers
+from keras_scft.augment.sampling import bilinear_sample_xy, pixel_centers
 
 
 def control_grid(B: Backend, grid_size: int):
@@ -57,15 +57,15 @@ def sample_tps_destinations(
 
 
 def _radial_basis(B: Backend, squared_distance):
-    """TPS kernel U(r) = r^2 log r^2, with U(0) = 0."""
-    safe = B.numpy.maximum(squared_distance, 1e-12)
-    return B.numpy.where(squared_distance > 0.0, squared_distance * B.numpy.log(safe), 0.0)
+    """TPS kernel U(r) = r^2 log r^2, with U(0) = 0 (0 x log(1e-12) is exactly 0)."""
+    return squared_distance * B.numpy.log(B.numpy.maximum(squared_distance, 1e-12))
 
 
 def _squared_distances(B: Backend, a, b):
     """[N, P, 2] x [N, K, 2] -> [N, P, K] squared Euclidean distances."""
-    diff = a[:, :, None, :] - b[:, None, :, :]
-    return B.numpy.sum(diff * diff, axis=-1)
+    dx = a[:, :, None, 0] - b[:, None, :, 0]
+    dy = a[:, :, None, 1] - b[:, None, :, 1]
+    return dx * dx + dy * dy
 
 
 def _affine_basis(B: Backend, points):
@@ -124,19 +124,34 @@ def tps_source_field(B: Backend, height: int, width: int, dst, coefficients, fie
     At 256 px and stride 4 this is ~16x fewer kernel evaluations for a field that differs
     from the exact one by under half a pixel (measured 0.25 px at 256 px, 0.32 px at 128 px).
     """
+    x, y = tps_source_xy(B, height, width, dst, coefficients, field_stride)
+    return B.numpy.stack([x, y], axis=-1)
+
+
+def tps_source_xy(B: Backend, height: int, width: int, dst, coefficients, field_stride: int = 4):
+    """:func:`tps_source_field` as two float32 [N, height * width] arrays (x, y)."""
     n = B.core.shape(dst)[0]
     k = B.core.shape(dst)[1]
-    full = B.numpy.broadcast_to(pixel_centers(B, height, width)[None], (n, height * width, 2))
-    affine = _affine_part(B, full, coefficients[:, k:])
+    centers = pixel_centers(B, height, width)
+    # affine part, (1, x, y) . a, as broadcast products (a [P, 3] x [3, 2] matmul per image is slow on CPU)
+    affine = coefficients[:, k:]  # [N, 3, 2]
+    gx, gy = centers[None, :, 0], centers[None, :, 1]
+    x = affine[:, 0, 0:1] + affine[:, 1, 0:1] * gx + affine[:, 2, 0:1] * gy
+    y = affine[:, 0, 1:2] + affine[:, 1, 1:2] * gx + affine[:, 2, 1:2] * gy
     if field_stride <= 1 or height % field_stride or width % field_stride:
-        return affine + _radial_part(B, full, dst, coefficients[:, :k])
+        full = B.numpy.broadcast_to(centers[None], (n, height * width, 2))
+        radial = _radial_part(B, full, dst, coefficients[:, :k])
+        return x + radial[..., 0], y + radial[..., 1]
     s = field_stride
     ch, cw = height // s + 2, width // s + 2  # one ring outside: no clamping at the border
     coarse = B.numpy.broadcast_to(pixel_centers(B, ch - 2, cw - 2, margin=1)[None], (n, ch * cw, 2))
     radial = B.numpy.reshape(_radial_part(B, coarse, dst, coefficients[:, :k]), (n, ch, cw, 2))
+    # channels first: each of x and y upsampled as its own image, no [N, H, W, 2] slicing after
+    radial = B.numpy.reshape(B.numpy.transpose(radial, (0, 3, 1, 2)), (n * 2, ch, cw, 1))
     radial = B.image.resize(radial, (ch * s, cw * s), interpolation="bilinear", antialias=False,
                             data_format="channels_last")[:, s:-s, s:-s]
-    return affine + B.numpy.reshape(radial, (n, height * width, 2))
+    radial = B.numpy.reshape(radial, (n, 2, height * width))
+    return x + radial[:, 0], y + radial[:, 1]
 
 
 def tps_warp(B: Backend, images, dst, coefficients, fill_mode: str = "constant",
@@ -144,6 +159,6 @@ def tps_warp(B: Backend, images, dst, coefficients, fill_mode: str = "constant",
     """Warp ``images`` float [N, H, W, C] with the TPS: out(x) = images(f(x)). Same shape out."""
     shape = B.core.shape(images)
     n, h, w, c = shape[0], shape[1], shape[2], shape[3]
-    source = tps_source_field(B, h, w, dst, coefficients, field_stride)
-    warped = bilinear_sample(B, images, source, fill_mode=fill_mode, fill_value=fill_value)
+    x, y = tps_source_xy(B, h, w, dst, coefficients, field_stride)
+    warped = bilinear_sample_xy(B, images, x, y, fill_mode=fill_mode, fill_value=fill_value)
     return B.numpy.reshape(warped, (n, h, w, c))
