@@ -62,7 +62,8 @@ def train_step_flops(model, size: int) -> dict[str, int]:
     G: forward + backward (backward = 2x forward). D: forward on real and fake plus their
     backward for D's update (2 x 3 passes), and one forward plus an input-gradient backward
     for G's adversarial term (2 passes; the input gradient costs ~1 forward). VGG: forward on
-    output and target, input-gradient backward through the output's branch (3 passes).
+    output and target, input-gradient backward through the output's branch (3 passes; the
+    steps run the target's pass outside differentiation so that no backward runs over it).
     """
     s = np.zeros((1, size, size, 1), "float32")
     r = np.zeros((1, size, size, 3), "float32")

@@ -9,7 +9,6 @@ vectors, batch-norm statistics, augmentation seeds) is carried through.
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 
 
 class _State:
@@ -97,16 +96,21 @@ def train_step(model, state, data):
         params.set(discriminator.trainable_variables, d_weights)
         opt.set(model.d_optimizer.variables, d_slots)
 
+    # The target's VGG features are constants of G's objective: computed outside the
+    # differentiated function, they cost one forward pass and no backward pass (a VGG on
+    # [output; target] would also run the input-gradient convolutions over the target half).
+    target_features = None
+    if model.needs_perceptual():
+        target_features, _ = _call(model.perceptual, params, target.astype(image.dtype), training=False)
+
     def g_objective(image, logits):
         fake_logits = None
         if adversarial:
             fake_logits, _ = _call(discriminator, params, {"image": image, "sketch": sketch}, training=False)
         features = None
-        if model.needs_perceptual():
-            n = image.shape[0]
-            both, _ = _call(model.perceptual, params,
-                            jnp.concatenate([image, jax.lax.stop_gradient(target.astype(image.dtype))]), training=False)
-            features = ([f[:n] for f in both], [jax.lax.stop_gradient(f[n:]) for f in both])
+        if target_features is not None:
+            output_features, _ = _call(model.perceptual, params, image, training=False)
+            features = (output_features, target_features)
         return model.generator_objective(image, logits, batch, fake_logits, features)
 
     (_, g_values), cotangents = jax.value_and_grad(g_objective, argnums=(0, 1), has_aux=True)(image, logits)

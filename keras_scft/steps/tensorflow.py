@@ -51,8 +51,9 @@ def train_step(model, data):
         fake_logits = discriminator({"image": image, "sketch": sketch}) if adversarial else None
         features = None
         if model.needs_perceptual():
-            both = model.perceptual(tf.concat([image, tf.stop_gradient(tf.cast(target, image.dtype))], 0))
-            features = ([f[: tf.shape(image)[0]] for f in both], [tf.stop_gradient(f[tf.shape(image)[0]:]) for f in both])
+            with g_tape.stop_recording():  # constants of G's loss: one forward pass, no backward
+                target_features = model.perceptual(tf.cast(target, image.dtype))
+            features = (model.perceptual(image), target_features)
         g_loss, g_values = model.generator_objective(image, logits, batch, fake_logits, features)
         scaled = g_loss / replicas
     g_vars = generator.trainable_variables
