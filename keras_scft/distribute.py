@@ -250,6 +250,11 @@ def _jax_multi_process(settings: ProcessSettings) -> Placement:
     if not jax.distributed.is_initialized():
         try:
             keras.distribution.initialize(settings.coordinator, n, i)
+        except RuntimeError as error:  # JAX computed something before this call
+            raise DistributionError(
+                f'strategy "multi_worker" on jax must start the distributed runtime before JAX computes anything '
+                f"({error}); tools/train.py does this first, a script must call keras_scft.distribute.distribute "
+                "before it builds a model or touches a JAX array") from None
         except (ValueError, TypeError) as error:
             raise DistributionError(
                 f'strategy "multi_worker" on jax could not start the distributed runtime ({error}). Give every '

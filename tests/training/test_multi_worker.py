@@ -264,9 +264,19 @@ def test_multi_worker_setting_errors(tmp_path, sample_dir, monkeypatch):
 @pytest.mark.multi_backend
 @requires_backend("jax")
 def test_jax_process_settings_errors():
+    import jax
+
     from keras_scft.distribute import distribute
 
     with pytest.raises(DistributionError, match="--process-id 2 is out of range for 2 processes"):
         distribute("multi_worker", processes=ProcessSettings("127.0.0.1:1", 2, 2))
-    with pytest.raises(DistributionError, match="--coordinator HOST:PORT"):
-        distribute("multi_worker", processes=ProcessSettings())
+    jax.devices()  # JAX is running now: too late to join a multi-process job
+    with pytest.raises(DistributionError, match="before JAX computes anything"):
+        distribute("multi_worker", processes=ProcessSettings(f"127.0.0.1:{free_port()}", 2, 0))
+    # a fresh process without any cluster settings
+    code = ("from keras_scft.distribute import ProcessSettings, distribute\n"
+            "distribute('multi_worker', processes=ProcessSettings())")
+    proc = subprocess.run([sys.executable, "-c", code], env={**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(ROOT)},
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "DistributionError" in proc.stderr and "--coordinator HOST:PORT" in proc.stderr, \
+        proc.stderr[-2000:]
