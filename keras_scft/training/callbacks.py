@@ -104,12 +104,21 @@ class SampleGrid(RunCallback):
 
 
 class Throughput(RunCallback):
-    """Adds ``img_per_s`` (training images per second over the epoch) to the epoch logs."""
+    """Adds ``img_per_s`` (training images per second over the epoch) to the epoch logs, and
+    records ``first_step_seconds``: from ``started`` (a ``time.perf_counter()`` value, e.g.
+    when the run began) to the end of the first training call (data loading, model building
+    and compilation included: the time a user waits before training runs)."""
 
-    def __init__(self, batch_size: int, steps_per_epoch: int):
+    def __init__(self, batch_size: int, steps_per_epoch: int, started: float | None = None):
         super().__init__(steps_per_epoch)
         self.batch_size = batch_size
         self.history: list[float] = []
+        self.started = time.perf_counter() if started is None else started
+        self.first_step_seconds: float | None = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.first_step_seconds is None:
+            self.first_step_seconds = time.perf_counter() - self.started
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()

@@ -208,6 +208,7 @@ def train(recipe: dict, resume: bool = True, progress: bool = True, processes: P
     Raises :class:`RecipeError` for a bad recipe and ``keras_scft.distribute.DistributionError``
     for missing or inconsistent cluster settings (both name what to fix).
     """
+    started = time.perf_counter()
     backend = keras.backend.backend()
     train_cfg, out_cfg = recipe["train"], recipe["output"]
     run_dir = Path(out_cfg["dir"] or Path("runs") / recipe["name"])
@@ -302,7 +303,7 @@ def train(recipe: dict, resume: bool = True, progress: bool = True, processes: P
     guard = StopOnNonFinite(per_epoch)
     checkpointer = Checkpointer(writes / "checkpoints", checkpoint_every, out_cfg["keep_checkpoints"] if chief else 1,
                                 per_epoch, total, guard)
-    speed = Throughput(batch, per_epoch)
+    speed = Throughput(batch, per_epoch, started)
     callbacks = [guard, speed, checkpointer]
     if sample_every and examples is not None and chief:
         callbacks.append((ChiefSampleGrid if multi_worker else SampleGrid)(run_dir / "samples", examples,
@@ -322,15 +323,18 @@ def train(recipe: dict, resume: bool = True, progress: bool = True, processes: P
         _say(f"{run_dir} already finished at step {start}")
     final = {k: float(v[-1]) for k, v in history.history.items() if v}
     final.update(steps=total, resumed_from=start, wall_seconds=wall, backend=backend,
-                 train_img_per_s_median=sorted(speed.history)[len(speed.history) // 2] if speed.history else None)
+                 train_img_per_s_median=sorted(speed.history)[len(speed.history) // 2] if speed.history else None,
+                 seconds_to_first_step=speed.first_step_seconds)
     _save_generator(model, writes / "generator.keras")
     if chief:
         _write_json(run_dir / "final_metrics.json", final)
     placement.barrier()  # no worker leaves (JAX: process 0 hosts the coordinator) before all are done
     if scratch is not None:
         scratch.cleanup()
-    _say(f"done: {run_dir / 'generator.keras'}" if chief else
-         f"done (worker {placement.worker}; the chief wrote {run_dir})")
+    first = "" if speed.first_step_seconds is None else (
+        f" (the first training call ended {speed.first_step_seconds:.1f} s after the start, compilation included)")
+    _say((f"done: {run_dir / 'generator.keras'}" if chief else
+          f"done (worker {placement.worker}; the chief wrote {run_dir})") + first)
     return final
 
 

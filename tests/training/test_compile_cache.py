@@ -1,0 +1,40 @@
+"""The JAX persistent compilation cache: a second run of the same recipe skips compilation."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import requires_backend
+from tests.training.test_train import tiny_recipe
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _train(tmp_path: Path, sample_dir, name: str, cache: str) -> dict:
+    recipe = tiny_recipe(tmp_path / name, sample_dir, output={"compile_cache": cache, "sample_interval": 0},
+                         train={"steps": 2, "steps_per_execution": 2})
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(recipe))
+    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(ROOT), "KERAS_SCFT_QUIET": ""}
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "train.py"), str(path), "--quiet"], env=env,
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "compilation included" in proc.stdout + proc.stderr
+    return json.loads((tmp_path / name / "run" / "final_metrics.json").read_text())
+
+
+@pytest.mark.slow
+@pytest.mark.multi_backend
+@requires_backend("jax")
+def test_second_run_reuses_the_compiled_step(tmp_path, sample_dir):
+    cache = tmp_path / "jax_cache"
+    first = _train(tmp_path, sample_dir, "first", str(cache))
+    assert cache.is_dir() and any(cache.iterdir()), "the first run wrote nothing to the compilation cache"
+    second = _train(tmp_path, sample_dir, "second", str(cache))
+    print(f"seconds to the first training call: {first['seconds_to_first_step']:.1f} cold, "
+          f"{second['seconds_to_first_step']:.1f} from the cache")
+    assert second["seconds_to_first_step"] < 0.6 * first["seconds_to_first_step"]
