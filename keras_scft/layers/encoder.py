@@ -10,6 +10,14 @@ DEFAULT_WIDTHS = (16, 16, 32, 32, 64, 64, 128, 128, 256, 256)
 DEFAULT_DOWNSAMPLE = (2, 4, 6, 8)
 
 
+
+def check_layout(widths, downsample) -> None:
+    """Raise a ValueError naming the problem unless ``downsample`` (0-based indices of the
+    stride-2 blocks) fits the ``widths`` of the encoder blocks."""
+    if not widths or any(i <= 0 or i >= len(widths) for i in downsample):
+        raise ValueError(f"downsample block indices {list(downsample)} (0-based, the stride-2 blocks) must lie in "
+                         f"1..{len(widths) - 1} for the {len(widths)} encoder blocks of widths {list(widths)}")
+
 @keras.saving.register_keras_serializable(package="keras_scft")
 class SCFTEncoder(keras.Model):
     """Conv encoder whose every block output is pooled to the last grid and concatenated.
@@ -27,8 +35,7 @@ class SCFTEncoder(keras.Model):
     def __init__(self, channels: int, widths=DEFAULT_WIDTHS, downsample=DEFAULT_DOWNSAMPLE,
                  norm: str = "instance", name: str | None = None, **kwargs):
         widths, downsample = tuple(int(w) for w in widths), tuple(int(i) for i in downsample)
-        if not widths or any(i <= 0 or i >= len(widths) for i in downsample):
-            raise ValueError(f"downsample block indices {downsample} must lie in 1..{len(widths) - 1}")
+        check_layout(widths, downsample)
         inputs = keras.Input((None, None, channels), name="images")
         x = inputs
         outputs, skips, level = [], [], 0

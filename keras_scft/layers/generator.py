@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 
 from keras_scft.layers.decoder import unet_decode
-from keras_scft.layers.encoder import DEFAULT_DOWNSAMPLE, DEFAULT_WIDTHS, SCFTEncoder
+from keras_scft.layers.encoder import DEFAULT_DOWNSAMPLE, DEFAULT_WIDTHS, SCFTEncoder, check_layout
 from keras_scft.layers.residual import ResidualBlock
 from keras_scft.layers.scft import SCFTAttention
 
@@ -33,6 +33,7 @@ class SCFTGenerator(keras.Model):
                  residual_blocks: int = 4, decoder_widths=None, stop_gradient_attention: bool = False,
                  image_size=None, name: str | None = None, **kwargs):
         widths, downsample = tuple(int(w) for w in widths), tuple(int(i) for i in downsample)
+        check_layout(widths, downsample)
         if decoder_widths is None:
             decoder_widths = (widths[-1],) + tuple(widths[i - 1] for i in reversed(downsample))
         decoder_widths = tuple(int(w) for w in decoder_widths)

@@ -75,3 +75,10 @@ def test_spectral_norm_divides_by_the_largest_singular_value():
 def test_spectral_norm_state_survives_save(tmp_path):
     x = np.random.default_rng(0).normal(size=(1, 8, 8, 4)).astype("float32")
     run_layer_test(lambda: SpectralNormConv2D(6, 3, padding="same"), x, tmp_path, atol=1e-5)
+
+
+def test_generator_layout_errors_name_the_fields():
+    from keras_scft import build_generator
+
+    with pytest.raises(ValueError, match=r"downsample block indices \[2, 4, 6, 8\] .* widths \[8, 8, 16, 16\]"):
+        build_generator(widths=(8, 8, 16, 16))
