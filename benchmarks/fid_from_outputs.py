@@ -43,7 +43,7 @@ def main(real, split, size, fakes, floor_split, out):
         sets.append((f"real:{floor_split}", load_arrays(OpenMojiSource(real, floor_split), size, progress=False)["image"]))
     for name, images in sets:
         r = scorer.score(images, kid_subsets=100, kid_subset_size=min(len(images), len(reals), 1000))
-        results[name] = {"fid": r.fid, "kid_x1000": 1000 * r.kid, "kid_std_x1000": 1000 * r.kid_std,
+        results[name] = {"fid": r.fid, "kid_x1000": 1000 * r.kid, "kid_std_x1000": None if r.kid_std is None else 1000 * r.kid_std,
                          "n_fake": r.n_fake, "n_real": r.n_real}
         print(f"{name}: FID {r.fid:.2f}  KIDx1000 {1000 * r.kid:.2f}  N {r.n_fake} vs {r.n_real}", flush=True)
     if out:

@@ -196,10 +196,11 @@ def frechet_distance(
 
 
 class KIDResult(NamedTuple):
-    """Kernel Inception Distance: mean and standard deviation over subsets."""
+    """Kernel Inception Distance: mean and standard deviation over subsets (None when every
+    subset is the whole of both sets: the spread is then zero by construction, no error bar)."""
 
     mean: float
-    std: float
+    std: float | None
 
 
 def _polynomial_mmd2(x: np.ndarray, y: np.ndarray) -> float:
@@ -223,7 +224,9 @@ def kid(
 
     Each of ``subsets`` rounds draws ``min(subset_size, N1, N2)`` rows of each set without
     replacement and computes the unbiased polynomial-kernel MMD^2; returns its mean and
-    (population) std. Values are usually quoted x 1e3. Deterministic for a given ``seed``.
+    (population) std, or None when ``subset_size`` covers both sets (each round is then the
+    same computation; torch-fidelity and clean-fid report a std of 0 there, which reads like
+    a certainty it is not). Values are usually quoted x 1e3. Deterministic for a ``seed``.
     """
     x_all, y_all = np.asarray(features1, np.float64), np.asarray(features2, np.float64)
     if x_all.ndim != 2 or y_all.ndim != 2 or x_all.shape[1] != y_all.shape[1]:
@@ -241,7 +244,8 @@ def kid(
         )
         for _ in range(subsets)
     ]
-    return KIDResult(float(np.mean(values)), float(np.std(values)))
+    whole = m == len(x_all) == len(y_all)
+    return KIDResult(float(np.mean(values)), None if whole else float(np.std(values)))
 
 
 @dataclass(frozen=True)
@@ -257,7 +261,8 @@ class FIDResult:
     def __str__(self) -> str:
         text = f"FID {self.fid:.3f} (n_real={self.n_real}, n_fake={self.n_fake})"
         if self.kid is not None:
-            text += f", KID x1e3 {self.kid * 1e3:.3f} +- {self.kid_std * 1e3:.3f}"
+            spread = "" if self.kid_std is None else f" +- {self.kid_std * 1e3:.3f}"
+            text += f", KID x1e3 {self.kid * 1e3:.3f}{spread}"
         return text
 
 

@@ -112,7 +112,8 @@ def cross_reference(generator: SCFTGenerator, evalset: EvalSet, seed: int, metri
         Others as for :func:`self_reference`; outputs go to ``save_dir/cross_reference/``.
 
     Returns:
-        ``{"n": N, "n_real": N, "fid"?: float, "kid"?: float, "kid_std"?: float}``.
+        ``{"n": N, "n_real": N, "fid"?: float, "kid"?: float, "kid_std"?: float or None}``
+        (kid_std None: the KID subsets covered both whole sets, see ``metrics.fid.kid``).
     """
     partner = derangement(len(evalset), seed)
     outputs = []
