@@ -81,7 +81,7 @@ def test_cli_scores_self_reference_correspondence_and_sc_psnr(model_file, sample
 @pytest.mark.slow
 def test_cli_fid_kid_lpips_code_path_with_random_weights(model_file, sample_dir, tmp_path):
     out = tmp_path / "scores.json"
-    result, output = _score("--model", model_file, "--data", sample_dir, "--metrics", "fid,kid,lpips",
+    result, output = _score("--model", model_file, "--data", sample_dir, "--metrics", "fid,kid,lpips,bg",
                             "--fid-weights", "random", "--lpips-weights", "random",
                             "--size", 64, "--limit", 4, "--out", out)
     assert result.exit_code == 0, output
@@ -90,6 +90,8 @@ def test_cli_fid_kid_lpips_code_path_with_random_weights(model_file, sample_dir,
     cross = scores["tasks"]["cross_reference"]
     assert (cross["n"], cross["n_real"]) == (4, 4)
     assert cross["fid"] > 0 and {"kid", "kid_std"} <= set(cross)
+    assert 0 <= cross["bg"] <= 255 and 0 < cross["bg_white_fraction"] < 1  # emoji on white paper
+    assert "cross_reference  bg" in output
     assert set(scores["tasks"]["self_reference"]["model"]) == {"lpips"}
 
 

@@ -19,7 +19,7 @@ from keras_scft.scoring.report import (
 from keras_scft.utils.registry import RegistryFetchError
 
 ALL_METRICS = tuple(m for metrics in TASK_METRICS.values() for m in metrics)
-DEFAULT_METRICS = "psnr,ssim,lpips,fid,kid,corr"
+DEFAULT_METRICS = "psnr,ssim,lpips,fid,kid,bg,corr"
 
 
 def _metric_list(ctx, param, value: str) -> list[str]:

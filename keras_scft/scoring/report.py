@@ -23,7 +23,7 @@ SCORES_FORMAT = "keras-scft/scores/1"
 # The --metrics names, by the task (keras_scft.scoring.tasks) that computes them.
 TASK_METRICS = {
     "self_reference": ("psnr", "ssim", "lpips"),
-    "cross_reference": ("fid", "kid"),
+    "cross_reference": ("fid", "kid", "bg"),
     "correspondence": ("corr",),
     "sc_psnr": ("sc_psnr",),
 }
@@ -37,6 +37,8 @@ METRIC_DEFINITIONS = {
            "'clean' resize to 299, FID Inception (TF inception-2015-12-05) pool_3",
     "kid": "cross-reference: KID (unbiased polynomial MMD^2, 100 subsets of min(1000, N)) of "
            "the outputs vs the real colour images, same features as fid",
+    "bg": "cross-reference: mean |output - white| (0-255, RGB mean) over the pixels that are white "
+          "(all channels >= 250) in the sketch's own colour image: colour leaked onto the paper",
     "corr": "self-reference examples: fraction of valid sketch cells whose SCFT attention argmax "
             "is the TPS target cell (exact) or within 1 cell of it (within1, Chebyshev)",
     "sc_psnr": "SPair-71k: PSNR of output patches at source keypoints vs reference patches at "
@@ -59,7 +61,7 @@ def format_table(tasks: dict) -> str:
                          _number(result["copy_reference"][metric]), f"{result['n']} images"))
     if "cross_reference" in tasks:
         result = tasks["cross_reference"]
-        for metric in ("fid", "kid"):
+        for metric in ("fid", "kid", "bg"):
             if metric in result:
                 rows.append(("cross_reference", metric, _number(result[metric]), "",
                              f"{result['n']} images"))
@@ -78,5 +80,7 @@ def format_table(tasks: dict) -> str:
                      for row in rows)
 
 
-def _number(value: float) -> str:
+def _number(value: float | None) -> str:
+    if value is None:
+        return "-"
     return f"{value:.4f}" if abs(value) < 10 else f"{value:.2f}"

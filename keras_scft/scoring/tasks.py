@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from keras_scft.data.spair import SPairPair
 from keras_scft.inference import colorize, to_unit
 from keras_scft.layers.generator import SCFTGenerator
+from keras_scft.metrics.background import background_error
 from keras_scft.metrics.correspondence import evaluate_correspondence
 from keras_scft.metrics.fid import FIDScorer
 from keras_scft.metrics.image_quality import ssim
@@ -100,19 +101,21 @@ def image_scores(images: np.ndarray, targets: np.ndarray, metrics: Collection[st
 def cross_reference(generator: SCFTGenerator, evalset: EvalSet, seed: int, metrics: Collection[str],
                     inception: keras.Model | None, batch_size: int = 16, progress: bool = False,
                     save_dir: Path | None = None) -> dict:
-    """FID / KID of colorizations whose reference is another image of the set.
+    """FID / KID / background leak of colorizations whose reference is another image of the set.
 
     Image i is colorized with image ``derangement(N, seed)[i]`` as reference; the outputs are
     compared with the N real colour images of the set.
 
     Args:
-        metrics: which of ``"fid"``, ``"kid"`` to report.
+        metrics: which of ``"fid"``, ``"kid"``, ``"bg"`` to report (bg: see
+            :func:`keras_scft.metrics.background.background_error`).
         inception: the FID Inception network (``keras_scft.metrics.inception.fid_inception``);
             None with no metrics only writes the outputs (``save_dir``).
         Others as for :func:`self_reference`; outputs go to ``save_dir/cross_reference/``.
 
     Returns:
-        ``{"n": N, "n_real": N, "fid"?: float, "kid"?: float, "kid_std"?: float or None}``
+        ``{"n": N, "n_real": N, "fid"?: float, "kid"?: float, "kid_std"?: float or None,
+        "bg"?: float or None, "bg_white_fraction"?: float}``
         (kid_std None: the KID subsets covered both whole sets, see ``metrics.fid.kid``).
     """
     partner = derangement(len(evalset), seed)
@@ -125,10 +128,12 @@ def cross_reference(generator: SCFTGenerator, evalset: EvalSet, seed: int, metri
     outputs = np.concatenate(outputs)
     if save_dir is not None:
         save_images(outputs, Path(save_dir) / "cross_reference")
+    scores = {"n": len(outputs), "n_real": len(evalset)}
+    if "bg" in metrics:
+        scores["bg"], scores["bg_white_fraction"] = background_error(outputs, evalset.images)
     if inception is None:
-        return {"n": len(outputs), "n_real": len(evalset)}
+        return scores
     result = FIDScorer.from_images(evalset.images, model=inception).score(outputs)
-    scores = {"n": result.n_fake, "n_real": result.n_real}
     if "fid" in metrics:
         scores["fid"] = result.fid
     if "kid" in metrics:
