@@ -10,13 +10,13 @@ DEFAULT_WIDTHS = (16, 16, 32, 32, 64, 64, 128, 128, 256, 256)
 DEFAULT_DOWNSAMPLE = (2, 4, 6, 8)
 
 
-
 def check_layout(widths, downsample) -> None:
     """Raise a ValueError naming the problem unless ``downsample`` (0-based indices of the
     stride-2 blocks) fits the ``widths`` of the encoder blocks."""
     if not widths or any(i <= 0 or i >= len(widths) for i in downsample):
         raise ValueError(f"downsample block indices {list(downsample)} (0-based, the stride-2 blocks) must lie in "
                          f"1..{len(widths) - 1} for the {len(widths)} encoder blocks of widths {list(widths)}")
+
 
 @keras.saving.register_keras_serializable(package="keras_scft")
 class SCFTEncoder(keras.Model):

@@ -113,20 +113,19 @@ def self_reference_examples(evalset: EvalSet, augment: SelfAugment, batch_size: 
     "correspondence": int32 [B, G], "valid": float32 [B, G]}`` (see :class:`SelfAugment`);
     the last batch may be shorter.
     """
-    keys = ("sketch", "reference", "target", "correspondence", "valid")
-    pending: dict[str, list[np.ndarray]] = {key: [] for key in keys}
+    images = ("sketch", "reference", "target")
+    pending: dict[str, np.ndarray] | None = None  # examples made but not yielded yet
     for chunk, start in enumerate(range(0, len(evalset), AUGMENT_CHUNK)):
         stop = start + AUGMENT_CHUNK
         rng = np.random.default_rng([augment.seed or 0, chunk])
         example = augment.example_from_numpy(evalset.images[start:stop], rng, evalset.sketches[start:stop])
-        for key in keys:
-            value = example[key]
-            pending[key].append(to_uint8(value) if key in ("sketch", "reference", "target") else value)
-        while len(np.concatenate(pending["target"])) >= batch_size or (
-                stop >= len(evalset) and pending["target"] and len(np.concatenate(pending["target"]))):
-            merged = {key: np.concatenate(pending[key]) for key in keys}
-            yield {key: value[:batch_size] for key, value in merged.items()}
-            pending = {key: [value[batch_size:]] for key, value in merged.items()}
+        example = {key: to_uint8(example[key]) if key in images else example[key]
+                   for key in (*images, "correspondence", "valid")}
+        pending = example if pending is None else {k: np.concatenate([pending[k], v]) for k, v in example.items()}
+        last = stop >= len(evalset)
+        while len(pending["target"]) >= batch_size or (last and len(pending["target"])):
+            yield {key: value[:batch_size] for key, value in pending.items()}
+            pending = {key: value[batch_size:] for key, value in pending.items()}
 
 
 def _parse_json(text: str, where: str):

@@ -95,11 +95,14 @@ class SampleGrid(RunCallback):
         self.inputs = {k: v[:count] for k, v in x.items()}
         self.target = y["target"][:count]
 
+    def generate(self):
+        """The generator's images for the fixed inputs, float [count, H, W, 3] in [-1, 1]."""
+        return self.model.generator.predict_on_batch(self.inputs)["image"]
+
     def on_epoch_end(self, epoch, logs=None):
         step = self.step_at_epoch_end(epoch)
         if self.interval and step % self.interval == 0:
-            output = self.model.generator.predict_on_batch(self.inputs)["image"]
-            grid = image_grid([self.inputs["sketch"], self.inputs["reference"], output, self.target])
+            grid = image_grid([self.inputs["sketch"], self.inputs["reference"], self.generate(), self.target])
             save_png(self.folder / f"step-{step:08d}.png", grid)
 
 

@@ -39,7 +39,6 @@ from keras_scft.data.pipeline import (ImageBatches, augmented_tf_dataset, load_a
                                       validation_examples)
 from keras_scft.data.sources import OpenMojiSource, open_source
 from keras_scft.distribute import Placement, ProcessSettings, distribute
-from keras_scft.grids import image_grid, save_png
 from keras_scft.layers.discriminator import build_discriminator
 from keras_scft.layers.generator import build_generator
 from keras_scft.model import ColorizerModel
@@ -189,16 +188,12 @@ class ChiefSampleGrid(SampleGrid):
     host copies of its weights, outside the strategy (its ``predict_on_batch`` is a computation
     over every worker's devices, which all workers would have to join)."""
 
-    def on_epoch_end(self, epoch, logs=None):
-        step = self.step_at_epoch_end(epoch)
-        if self.interval and step % self.interval == 0:
-            generator = self.model.generator
-            host = [[keras.ops.convert_to_numpy(v) for v in variables]
-                    for variables in (generator.trainable_variables, generator.non_trainable_variables)]
-            outputs, _ = generator.stateless_call(*host, self.inputs, training=False)
-            output = keras.ops.convert_to_numpy(outputs["image"])
-            grid = image_grid([self.inputs["sketch"], self.inputs["reference"], output, self.target])
-            save_png(self.folder / f"step-{step:08d}.png", grid)
+    def generate(self):
+        generator = self.model.generator
+        host = [[keras.ops.convert_to_numpy(v) for v in variables]
+                for variables in (generator.trainable_variables, generator.non_trainable_variables)]
+        outputs, _ = generator.stateless_call(*host, self.inputs, training=False)
+        return keras.ops.convert_to_numpy(outputs["image"])
 
 
 def train(recipe: dict, resume: bool = True, progress: bool = True, processes: ProcessSettings | None = None) -> dict:
