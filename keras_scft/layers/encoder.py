@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 
 from keras_scft.layers.norm import conv_norm_act
+from keras_scft.layers.pooling import BlockAveragePooling2D
 
 DEFAULT_WIDTHS = (16, 16, 32, 32, 64, 64, 128, 128, 256, 256)
 DEFAULT_DOWNSAMPLE = (2, 4, 6, 8)
@@ -47,7 +48,7 @@ class SCFTEncoder(keras.Model):
             x = conv_norm_act(x, width, norm, name=f"block{i}", strides=2 if i in downsample else 1)
             pool = factor // 2**level
             outputs.append(
-                keras.layers.AveragePooling2D(pool, name=f"pool{i}")(x) if pool > 1 else x
+                BlockAveragePooling2D(pool, name=f"pool{i}")(x) if pool > 1 else x
             )
         features = keras.layers.Concatenate(name="features")(outputs)
         super().__init__(inputs=inputs, outputs=[features, *skips], name=name, **kwargs)

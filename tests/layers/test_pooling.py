@@ -1,0 +1,46 @@
+import keras
+import numpy as np
+import pytest
+
+from keras_scft.layers.pooling import BlockAveragePooling2D
+from tests.helpers import run_layer_test
+
+pytestmark = pytest.mark.multi_backend
+
+
+@pytest.mark.parametrize("size,shape", [(4, (2, 16, 24, 3)), (4, (1, 18, 23, 2)), (1, (1, 5, 7, 2))])
+def test_block_average_equals_average_pooling_values_and_gradient(size, shape):
+    """Same outputs as AveragePooling2D (valid padding drops partial blocks) and same input
+    gradient for a random cotangent."""
+    x = np.random.default_rng(0).normal(size=shape).astype("float32")
+    ours, keras_pool = BlockAveragePooling2D(size), keras.layers.AveragePooling2D(size)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(ours(x)), keras.ops.convert_to_numpy(keras_pool(x)),
+                               atol=1e-6)
+    cotangent = np.random.default_rng(1).normal(size=ours.compute_output_shape(shape)).astype("float32")
+    np.testing.assert_allclose(_input_grad(ours, x, cotangent), _input_grad(keras_pool, x, cotangent), atol=1e-6)
+
+
+def _input_grad(layer, x, cotangent):
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        return np.asarray(jax.grad(lambda v: (layer(v) * cotangent).sum())(x))
+    import tensorflow as tf
+
+    v = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(v)
+        y = tf.reduce_sum(layer(v) * cotangent)
+    return tape.gradient(y, v).numpy()
+
+
+def test_block_average_serializes(tmp_path):
+    x = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype("float32")
+    out = run_layer_test(lambda: BlockAveragePooling2D(4), x, tmp_path)
+    assert out.shape == (2, 2, 2, 3)
+
+
+def test_block_average_rejects_bad_size():
+    with pytest.raises(ValueError, match="size must be >= 1"):
+        BlockAveragePooling2D(0)
