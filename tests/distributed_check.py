@@ -4,7 +4,8 @@ Run as ``python -m tests.distributed_check tensorflow|jax`` in a fresh process (
 must be configured before the framework starts): TensorFlow gets two logical CPU devices
 and MirroredStrategy, JAX gets ``--xla_force_host_platform_device_count=2`` and
 ``keras.distribution.DataParallel``. Prints one JSON line: the largest absolute and relative
-weight differences after the step, and the losses of both runs.
+weight differences after the step, how many weights differ by more than 1e-5, and the losses
+of both runs.
 """
 
 import json
@@ -32,16 +33,21 @@ def _model():
     return model
 
 
-def _diff(a, b):
+def _diff(a, b, off: float = 1e-5):
+    """Largest absolute and relative weight difference, and how many of how many weights differ
+    by more than ``off``."""
     import numpy as np
 
     worst_abs = worst_rel = 0.0
+    n_off = n_total = 0
     for x, y in zip(a, b):
         x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
         d = np.max(np.abs(x - y)) if x.size else 0.0
         worst_abs = max(worst_abs, float(d))
         worst_rel = max(worst_rel, float(d / (np.max(np.abs(x)) + 1e-12)))
-    return worst_abs, worst_rel
+        n_off += int(np.sum(np.abs(x - y) > off))
+        n_total += x.size
+    return worst_abs, worst_rel, n_off, n_total
 
 
 def main(backend: str) -> None:
@@ -68,9 +74,10 @@ def main(backend: str) -> None:
         multi.set_weights(initial)
         replicas = len(keras.distribution.list_devices())
     logs_multi = multi.fit(x, y, batch_size=4, epochs=1, verbose=0, shuffle=False).history
-    worst_abs, worst_rel = _diff(single.get_weights(), multi.get_weights())
-    moved, _ = _diff(initial, single.get_weights())
+    worst_abs, worst_rel, n_off, n_total = _diff(single.get_weights(), multi.get_weights())
+    moved = _diff(initial, single.get_weights())[0]
     print(json.dumps({"replicas": replicas, "max_abs": worst_abs, "max_rel": worst_rel, "moved": moved,
+                      "n_off": n_off, "n_weights": n_total,
                       "single": {k: v[-1] for k, v in logs_single.items()},
                       "multi": {k: v[-1] for k, v in logs_multi.items()}}))
 

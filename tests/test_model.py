@@ -128,12 +128,15 @@ def _distributed(backend: str) -> dict:
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"])
 def test_two_devices_match_one_device(backend):
     """MirroredStrategy (2 logical CPUs) and JAX DataParallel (2 host devices): one step on a
-    global batch of 4 gives the weights of one device (tolerance: Adam's first step moves a
-    weight by ~lr, so float noise can flip a near-zero gradient's sign: <= 2e-4)."""
+    global batch of 4 gives the weights of one device. Adam's first step moves a weight by
+    lr * g / (|g| + eps), ~lr whatever |g|, so float noise in a near-zero gradient can move a
+    weight by up to 2 lr (4e-4 for D): allow that for at most 1 in 1,000 weights. Gradients
+    that were not averaged over the replicas would flip the sign of many more."""
     result = _distributed(backend)
     assert result["replicas"] == 2
     assert result["moved"] > 1e-3  # the step changed the weights
-    assert result["max_abs"] < 5e-5
+    assert result["max_abs"] <= 4e-4
+    assert result["n_off"] <= 1e-3 * result["n_weights"], result
     for key, value in result["single"].items():
         assert result["multi"][key] == pytest.approx(value, rel=1e-4, abs=1e-6)
 
