@@ -7,6 +7,12 @@ Compiles the same step as benchmarks/train_step.py, runs a few warm-up steps, tr
 kernel streams (GPU) or the XLA op threads (CPU): the top kernels by total time, and the time
 per category (convolution, matmul, fusion, layout copies, other). ``--out`` writes the same
 summary as JSON; ``--trace-dir`` keeps the raw trace (open it in ui.perfetto.dev).
+
+Kernels are also attributed to the model part that issued them (``by_scope``: the Keras layer
+path in the HLO op's ``op_name`` metadata, e.g. ``generator/sketch_encoder``, with
+``backward`` for ops of the gradient computation), so the time splits into generator,
+discriminator, VGG, augmentation and optimizer. ``--hlo-out`` keeps the optimized HLO text
+(gzip) to look fusions up by name.
 """
 
 from __future__ import annotations
@@ -39,18 +45,50 @@ def category(name: str) -> str:
     return "other"
 
 
+_HLO_OP = re.compile(r'^\s*(?:ROOT\s+)?%?([\w.\-]+) = [^\n]*?op_name="([^"]*)"', re.M)
+
+
+def hlo_op_names(hlo_text: str) -> dict[str, str]:
+    """Map each HLO instruction name (``loop_add_fusion.12``) to its ``op_name`` metadata, also
+    under the name of the GPU kernel XLA emits for it (``loop_add_fusion_12``)."""
+    names = {}
+    for m in _HLO_OP.finditer(hlo_text):
+        names[m.group(1)] = names[m.group(1).replace(".", "_")] = m.group(2)
+    return names
+
+
+def scope(op_name: str, depth: int = 2) -> str:
+    """Coarse model part of an ``op_name``: the first ``depth`` name scopes (Keras layer names)
+    under the jitted function, prefixed ``backward:`` for ops of a gradient (``transpose(...)``).
+
+    ``jit(train_step)/transpose(jvp(sketch_encoder))/pool1/reduce_window_sum`` ->
+    ``backward: sketch_encoder/pool1``.
+    """
+    backward = "transpose(" in op_name
+    parts = []
+    for part in op_name.split("/")[:-1]:  # the last part is the primitive
+        if re.match(r"^p?jit\(", part):
+            continue  # a jitted function (train_step, leaky_relu, ...), not a layer
+        part = re.sub(r"^(?:\w+\()+|\)+$", "", part)  # jvp(...), transpose(...), vmap(...)
+        if part:
+            parts.append(part)
+    return ("backward: " if backward else "") + ("/".join(parts[:depth]) or "(top level)")
+
+
 def read_trace(path: Path) -> list[dict]:
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt") as f:
         return json.load(f)["traceEvents"]
 
 
-def summarize_trace(events: list[dict], steps: int, top: int = 25) -> dict:
+def summarize_trace(events: list[dict], steps: int, top: int = 25, op_names: dict[str, str] | None = None) -> dict:
     """Group complete events (``ph == "X"``) by process/thread, pick the device kernel threads
     (GPU streams if any, else XLA CPU worker threads) and rank kernels there.
 
     Returns ``{"threads": [...], "selected": [...], "ms_per_step": float, "categories":
-    {name: ms per step}, "top": [{"name", "ms_per_step", "calls_per_step", "share"}]}``.
+    {name: ms per step}, "top": [{"name", "ms_per_step", "calls_per_step", "share"}],
+    "by_scope": {scope: ms per step}}`` (``by_scope`` only with ``op_names``; a kernel's HLO op
+    is its event's ``hlo_op`` argument on GPU, its name on CPU).
     """
     processes, threads = {}, {}
     for e in events:
@@ -70,12 +108,16 @@ def summarize_trace(events: list[dict], steps: int, top: int = 25) -> dict:
     else:  # CPU: XLA's Eigen worker threads run the ops (nested in ThunkExecutor wrapper events)
         selected = [key for _, key in busy if "xlaeigen" in labels[key].lower()]
     kernels = collections.defaultdict(lambda: [0.0, 0])
+    scopes = collections.defaultdict(float)
     for key in selected:
         for e in per_thread[key]:
             if "ThunkExecutor" in e.get("name", ""):
                 continue
             kernels[e.get("name", "?")][0] += e["dur"]
             kernels[e.get("name", "?")][1] += 1
+            if op_names is not None:
+                op = e.get("args", {}).get("hlo_op") or e.get("name", "?")
+                scopes[scope(op_names[op]) if op in op_names else "(unattributed)"] += e["dur"] / 1e3 / steps
     total_us = sum(v[0] for v in kernels.values()) or 1.0
     categories = collections.defaultdict(float)
     for name, (dur, _) in kernels.items():
@@ -88,6 +130,7 @@ def summarize_trace(events: list[dict], steps: int, top: int = 25) -> dict:
         "categories": dict(sorted(categories.items(), key=lambda kv: -kv[1])),
         "top": [{"name": name, "category": category(name), "ms_per_step": dur / 1e3 / steps,
                  "calls_per_step": calls / steps, "share": dur / total_us} for name, (dur, calls) in ranked],
+        "by_scope": dict(sorted(scopes.items(), key=lambda kv: -kv[1])),
     }
 
 
@@ -102,6 +145,7 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--trace-dir", default=None, help="keep the raw trace here (default: a temporary folder)")
     parser.add_argument("--out", default=None, help="write the summary here as JSON")
+    parser.add_argument("--hlo-out", default=None, help="write the optimized HLO text here (gzip)")
     args = parser.parse_args()
 
     import jax
@@ -117,7 +161,11 @@ def main() -> None:
         traces = sorted(trace_dir.rglob("*.trace.json.gz"), key=lambda p: p.stat().st_mtime)
         if not traces:
             sys.exit(f"no Perfetto trace was written under {trace_dir}")
-        summary = summarize_trace(read_trace(traces[-1]), args.steps, args.top)
+        hlo_text = run["compiled"].as_text()
+        summary = summarize_trace(read_trace(traces[-1]), args.steps, args.top, hlo_op_names(hlo_text))
+    if args.hlo_out:
+        with gzip.open(args.hlo_out, "wt") as f:
+            f.write(hlo_text)
     summary.update(device=device_name(), size=args.size, batch=args.batch, precision=args.precision,
                    augment_in_step=args.augment_in_step, wall_ms_per_step=seconds * 1e3,
                    img_per_s=args.batch / seconds, compile_s=run["compile_s"])
@@ -125,6 +173,9 @@ def main() -> None:
           f"(traced), kernels {summary['ms_per_step']:.1f} ms/step on {len(summary['selected'])} thread(s)")
     for name, ms in summary["categories"].items():
         print(f"  {name:12} {ms:8.2f} ms/step")
+    print("  by model part:")
+    for name, ms in list(summary["by_scope"].items())[:args.top]:
+        print(f"  {ms:8.2f} ms/step  {name}")
     for k in summary["top"]:
         print(f"  {k['share']:6.1%} {k['ms_per_step']:8.2f} ms x{k['calls_per_step']:<5g} {k['category']:12} {k['name'][:90]}")
     if args.out:
