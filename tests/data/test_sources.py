@@ -252,3 +252,16 @@ def test_open_source_errors_name_the_problem(tmp_path):
         open_source({"type": "paired", "sketch_dir": "x"})
     with pytest.raises(ValueError, match='needs a "type" field'):
         open_source({"root": "x"})
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_as_numpy_iterator_threads_keep_order_and_skip_corrupt_files(tmp_path, workers):
+    for i in range(12):
+        _save(tmp_path / f"img{i:02d}.png", _solid((10 * i, 20, 30)))
+    _truncated_jpeg(tmp_path / "img05b.jpg")
+    source = ImageFolder(tmp_path)
+    with pytest.warns(SkippedImageWarning, match="img05b.jpg"):
+        records = list(source.as_numpy_iterator(8, workers=workers))
+    assert [r["name"] for r in records] == [f"img{i:02d}" for i in range(12)]
+    assert [int(r["image"][0, 0, 0]) for r in records] == [10 * i for i in range(12)]
+    assert source.skipped == 1
