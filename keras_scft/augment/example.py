@@ -167,8 +167,21 @@ class SelfAugment(AugmentLayer):
         """
         images = np.asarray(images)
         params = self.sample_params(len(images), images.shape[1], images.shape[2], rng=rng)
-        out = self.apply(images, params, sketch)
+        out = self._numpy_apply(is_integer_image(images))(images, params, sketch)
         return {k: np.asarray(v) for k, v in out.items()}
+
+    def _numpy_apply(self, uint8_input: bool):
+        """``apply`` for numpy inputs outside a graph: on JAX compiled once per input kind (eager
+        JAX dispatches every op on its own: 1.6 s instead of 0.16 s for 64 validation examples
+        at 256 px on a 2-core CPU, with the compilation cache warm)."""
+        if keras.backend.backend() != "jax":
+            return lambda images, params, sketch: self.apply(images, params, sketch, uint8_input)
+        import jax
+
+        key = f"_numpy_apply_{uint8_input}"
+        if key not in self.__dict__:  # a plain attribute, kept out of Keras' layer tracking
+            self.__dict__[key] = jax.jit(lambda images, params, sketch: self.apply(images, params, sketch, uint8_input))
+        return self.__dict__[key]
 
     def __call__(self, inputs, **kwargs):
         # Inside tf.data, DataLayer casts inputs to float32 before `call`, keeping the values:
