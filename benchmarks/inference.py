@@ -35,14 +35,18 @@ def _timed(compiled, args, steps: int) -> float:
     return (time.perf_counter() - t0) / steps
 
 
-def run_inference(size: int, batch: int, precision: str, steps: int) -> dict:
+def prepare_inference(size: int, batch: int, precision: str) -> dict:
+    """Build the default generator, a random batch on the device and the compiled forward.
+
+    Returns ``compiled`` (tv, ntv, inputs) -> image, ``args``, ``forward`` (uncompiled, for
+    other batch sizes), ``generator``, the analytic ``flops`` per image and ``compile_s``.
+    """
     import jax
     import keras
     import numpy as np
 
     from flops import forward_flops
     from keras_scft.layers.generator import build_generator
-    from train_step import peak_memory
 
     keras.config.set_dtype_policy(precision)
     generator = build_generator()
@@ -58,14 +62,25 @@ def run_inference(size: int, batch: int, precision: str, steps: int) -> dict:
     t0 = time.perf_counter()
     compiled = jax.jit(forward).lower(tv, ntv, inputs).compile()
     compile_s = time.perf_counter() - t0
-    seconds = _timed(compiled, (tv, ntv, inputs), steps)
-    single = jax.device_put({k: v[:1] for k, v in inputs.items()})
-    latency = _timed(jax.jit(forward).lower(tv, ntv, single).compile(), (tv, ntv, single), steps)
     one = {k: np.zeros((1, size, size, c), "float32") for k, c in (("sketch", 1), ("reference", 3))}
-    flops = forward_flops(generator, one)
+    return {"compiled": compiled, "args": (tv, ntv, inputs), "forward": forward, "generator": generator,
+            "flops": forward_flops(generator, one), "compile_s": compile_s}
+
+
+def run_inference(size: int, batch: int, precision: str, steps: int) -> dict:
+    import jax
+
+    from train_step import peak_memory
+
+    run = prepare_inference(size, batch, precision)
+    seconds = _timed(run["compiled"], run["args"], steps)
+    tv, ntv, inputs = run["args"]
+    single = jax.device_put({k: v[:1] for k, v in inputs.items()})
+    latency = _timed(jax.jit(run["forward"]).lower(tv, ntv, single).compile(), (tv, ntv, single), steps)
+    flops = run["flops"]
     return {"kind": "inference", "size": size, "batch": batch, "precision": precision,
             "img_per_s": batch / seconds, "step_ms": seconds * 1e3, "batch1_latency_ms": latency * 1e3,
-            "compile_s": compile_s, "analytic_gflop_per_img": flops / 1e9,
+            "compile_s": run["compile_s"], "analytic_gflop_per_img": flops / 1e9,
             "achieved_tflops": flops * batch / seconds / 1e12, "peak_mem_gb": (peak_memory() or 0) / 1e9}
 
 

@@ -25,6 +25,7 @@ import os
 import re
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
@@ -141,6 +142,7 @@ def main() -> None:
     parser.add_argument("--precision", default="mixed_bfloat16")
     parser.add_argument("--steps", type=int, default=5, help="traced steps")
     parser.add_argument("--augment-in-step", action="store_true", help="raw images, augmentation on the device")
+    parser.add_argument("--inference", action="store_true", help="profile the generator's forward pass instead")
     parser.add_argument("--perceptual", default="random", help="VGG weights (speed does not depend on them)")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--trace-dir", default=None, help="keep the raw trace here (default: a temporary folder)")
@@ -152,12 +154,32 @@ def main() -> None:
 
     from train_step import device_name, prepare_train, run_steps
 
-    run = prepare_train(args.size, args.batch, args.precision, args.augment_in_step, args.perceptual)
-    _, _, state = run_steps(run["compiled"], run["state"], run["data"], 3)
+    if args.inference:
+        from inference import _timed, prepare_inference
+
+        run = prepare_inference(args.size, args.batch, args.precision)
+        compiled, args_of = run["compiled"], run["args"]
+        _timed(compiled, args_of, 1)  # warm-up
+
+        def steps(n):
+            t0 = time.perf_counter()
+            for _ in range(n):
+                out = compiled(*args_of)
+            jax.block_until_ready(out)
+            return (time.perf_counter() - t0) / n
+    else:
+        run = prepare_train(args.size, args.batch, args.precision, args.augment_in_step, args.perceptual)
+        _, _, state = run_steps(run["compiled"], run["state"], run["data"], 3)
+
+        def steps(n):
+            nonlocal state
+            seconds, _, state = run_steps(run["compiled"], state, run["data"], n)
+            return seconds
+
     with tempfile.TemporaryDirectory() as scratch:
         trace_dir = Path(args.trace_dir or scratch)
         with jax.profiler.trace(str(trace_dir), create_perfetto_trace=True):
-            seconds, _, state = run_steps(run["compiled"], state, run["data"], args.steps)
+            seconds = steps(args.steps)
         traces = sorted(trace_dir.rglob("*.trace.json.gz"), key=lambda p: p.stat().st_mtime)
         if not traces:
             sys.exit(f"no Perfetto trace was written under {trace_dir}")
@@ -167,7 +189,7 @@ def main() -> None:
         with gzip.open(args.hlo_out, "wt") as f:
             f.write(hlo_text)
     summary.update(device=device_name(), size=args.size, batch=args.batch, precision=args.precision,
-                   augment_in_step=args.augment_in_step, wall_ms_per_step=seconds * 1e3,
+                   kind="inference" if args.inference else "train", augment_in_step=args.augment_in_step, wall_ms_per_step=seconds * 1e3,
                    img_per_s=args.batch / seconds, compile_s=run["compile_s"])
     print(f"device {summary['device']}, batch {args.batch}, {args.precision}: {seconds * 1e3:.1f} ms/step wall "
           f"(traced), kernels {summary['ms_per_step']:.1f} ms/step on {len(summary['selected'])} thread(s)")
