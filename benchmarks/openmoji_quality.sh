@@ -13,8 +13,10 @@
 #   KERAS_BACKEND=jax bash benchmarks/openmoji_quality.sh OUT [STEPS] [CONFIGS] [-o overrides...]
 #
 # CONFIGS is a comma list of: bar (L_rec + L_adv: the reference code's losses), perc
-# (+ L_perc + L_style), full (all five losses). Default: bar,full. TRAIN_TIMEOUT (seconds,
-# 0 = none) bounds each training; a run stopped by it is scored from its last checkpoint.
+# (+ L_perc + L_style), full (all five losses), each optionally followed by overrides of its
+# own, '@'-separated: full@loss.weights.style=10 (run folder full_loss.weights.style-10).
+# Default: bar,full. The -o overrides apply to every config. TRAIN_TIMEOUT (seconds, 0 = none)
+# bounds each training; a run stopped by it is scored from its last checkpoint.
 set -uo pipefail
 OUT=${1:?usage: openmoji_quality.sh OUT [STEPS] [CONFIGS] [-o field=value ...]}
 STEPS=${2:-3500}
@@ -38,12 +40,16 @@ overrides() {
 }
 
 run_one() {
-  local name=$1 dir=$RUNS/$1
+  local config=${1%%@*} name=${1//@/_} own=()
+  name=${name//=/-}
+  local dir=$RUNS/$name field
+  IFS=@ read -ra fields <<< "${1#"$config"}"
+  for field in "${fields[@]}"; do [ -n "$field" ] && own+=(-o "$field"); done
   local start=$SECONDS
   # shellcheck disable=SC2046
   timeout "${TRAIN_TIMEOUT:-0}" python3 tools/train.py recipes/openmoji.json --quiet -o train.steps="$STEPS" -o output.dir="$dir" \
     -o output.tensorboard=false -o output.checkpoint_interval=1000 -o output.sample_interval="$STEPS" \
-    $(overrides "$name") "${EXTRA[@]}" > "$dir.train.log" 2>&1
+    $(overrides "$config") "${EXTRA[@]}" "${own[@]}" > "$dir.train.log" 2>&1
   echo "$name: trained (rc $?) in $((SECONDS - start)) s" | tee -a "$OUT/summary.log"
   local model=$dir/generator.keras
   [ -f "$model" ] || model=$(ls "$dir"/checkpoints/ckpt-*.keras 2>/dev/null | tail -1)
@@ -63,5 +69,6 @@ done
 wait
 cat "$OUT/summary.log"
 for name in ${CONFIGS//,/ }; do
+  name=${name//@/_}; name=${name//=/-}
   echo "== $name"; tail -n 12 "$RUNS/$name.score.log" 2>/dev/null || tail -n 20 "$RUNS/$name.train.log"
 done
