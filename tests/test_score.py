@@ -185,3 +185,24 @@ def test_self_reference_examples_use_the_line_art_and_ignore_batch_size(sample_d
             assert shifts.size and shifts.max() - shifts.min() <= 1
     other_seed = next(self_reference_examples(evalset, evaluation_augment(16, seed=1), batch_size=8))
     assert not np.array_equal(other_seed["reference"], one_batch["reference"])
+
+
+def test_color_shift_bounds_the_self_reference_shifts(sample_dir, model_file, tmp_path):
+    """--color-shift sets the largest per-channel shift of the targets (0: the images themselves)
+    and is recorded in the scores' settings."""
+    evalset = load_eval_set(data_source_config(str(sample_dir), "test"), 32, limit=6)
+    for strength in (0.0, 0.2):
+        example = next(self_reference_examples(evalset, evaluation_augment(16, seed=0, color_shift=strength), 8))
+        difference = example["target"].astype(int) - evalset.images
+        assert np.abs(difference).max() <= 127.5 * strength + 1
+    shifted = next(self_reference_examples(evalset, evaluation_augment(16, seed=0), 8))
+    assert np.abs(shifted["target"].astype(int) - evalset.images).max() > 127.5 * 0.2 + 1
+
+    out = tmp_path / "scores.json"
+    result, output = _score("--model", model_file, "--data", sample_dir, "--metrics", "psnr", "--size", 32,
+                            "--limit", 2, "--color-shift", 0.25, "--out", out)
+    assert result.exit_code == 0, output
+    assert json.loads(out.read_text())["settings"]["self_augment"]["color_shift"] == 0.25
+    result, output = _score("--model", model_file, "--data", sample_dir, "--color-shift", -1, "--out", out,
+                            "--force")
+    assert result.exit_code == 2 and "--color-shift" in output

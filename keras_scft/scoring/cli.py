@@ -54,6 +54,10 @@ def _category_list(ctx, param, value: str) -> list[str]:
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the self-reference warps / colour shifts and the cross-reference pairing.")
+@click.option("--color-shift", type=click.FloatRange(min=0.0), default=1.0, show_default=True,
+              help="Largest per-channel colour shift (in [-1, 1] units) of the self-reference task's "
+                   "references and targets: the paper's 1.0, or the strength a model was trained with "
+                   "(recipe field augment.color_shift).")
 @click.option("--spair", "spair_root", type=click.Path(path_type=Path), default=None,
               help="SPair-71k folder (holding PairAnnotation/ and JPEGImages/): adds SC-PSNR.")
 @click.option("--categories", default="cat,dog,car", show_default=True, callback=_category_list,
@@ -71,7 +75,7 @@ def _category_list(ctx, param, value: str) -> list[str]:
 @click.option("--save-outputs", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Also write the colorized images (self_reference/, cross_reference/ PNGs) here.")
 def score_command(model_path: Path, data: str | None, metrics: list[str], split: str,
-                  size: int | None, limit: int | None, batch_size: int, seed: int,
+                  size: int | None, limit: int | None, batch_size: int, seed: int, color_shift: float,
                   spair_root: Path | None, categories: list[str], patch_size: int | None,
                   fid_weights: str, lpips_weights: str, out: Path, force: bool,
                   save_outputs: Path | None) -> None:
@@ -91,7 +95,7 @@ def score_command(model_path: Path, data: str | None, metrics: list[str], split:
         raise click.UsageError(f"metric(s) {', '.join(needs_data)} need --data")
     try:
         scores = _score(model_path, data, metrics, split, size, limit, batch_size, seed, spair_root,
-                        categories, patch_size, fid_weights, lpips_weights, save_outputs)
+                        categories, patch_size, fid_weights, lpips_weights, save_outputs, color_shift)
     except (FileNotFoundError, ValueError, RegistryFetchError) as error:  # incl. unreadable images
         raise click.ClickException(str(error)) from error
 
@@ -103,7 +107,7 @@ def score_command(model_path: Path, data: str | None, metrics: list[str], split:
 def _score(model_path: Path, data: str | None, metrics: list[str], split: str, size: int | None,
            limit: int | None, batch_size: int, seed: int, spair_root: Path | None,
            categories: list[str], patch_size: int | None, fid_weights: str, lpips_weights: str,
-           save_outputs: Path | None = None) -> dict:
+           save_outputs: Path | None = None, color_shift: float = 1.0) -> dict:
     """Set up (model, data, metric networks: every input error surfaces here), then run the tasks."""
     import keras  # imported here, as the modules below, so that `keras-scft --help` stays fast
 
@@ -143,7 +147,7 @@ def _score(model_path: Path, data: str | None, metrics: list[str], split: str, s
                             "line_art": evalset.line_art}
         if {"fid", "kid"} & set(metrics) and len(evalset) < 2:
             raise ValueError(f"fid and kid need at least 2 images, the data gave {len(evalset)}")
-        augment = evaluation_augment(generator.stride, seed).get_config()
+        augment = evaluation_augment(generator.stride, seed, color_shift).get_config()
         settings["self_augment"] = {k: v for k, v in augment.items() if k not in ("name", "trainable", "dtype")}
     lpips = _lpips(lpips_weights) if "lpips" in metrics else None
     inception = _inception(fid_weights) if {"fid", "kid"} & set(metrics) else None
@@ -156,12 +160,13 @@ def _score(model_path: Path, data: str | None, metrics: list[str], split: str, s
     results = {}
     if wanted("self_reference"):
         results["self_reference"] = tasks.self_reference(generator, evalset, seed, wanted("self_reference"),
-                                                         lpips, batch_size, progress, save_outputs)
+                                                         lpips, batch_size, progress, save_outputs, color_shift)
     if wanted("cross_reference") or (save_outputs is not None and evalset is not None):
         results["cross_reference"] = tasks.cross_reference(generator, evalset, seed, wanted("cross_reference"),
                                                            inception, batch_size, progress, save_outputs)
     if wanted("correspondence"):
-        results["correspondence"] = tasks.correspondence(generator, evalset, seed, batch_size, progress)
+        results["correspondence"] = tasks.correspondence(generator, evalset, seed, batch_size, progress,
+                                                         color_shift)
     if pairs is not None:
         results["sc_psnr"] = tasks.spair_sc_psnr(generator, pairs, size, patch_size, batch_size, progress)
     return {"format": SCORES_FORMAT, "settings": settings, "tasks": results}
