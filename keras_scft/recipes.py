@@ -59,6 +59,7 @@ SCHEMA: dict[str, Any] = {
                        "step (inside the train step, on the accelerator), auto (data on TensorFlow, "
                        "step on JAX)", choices=("auto", "data", "step")),
         "color_shift": Field("float", 1.0, "max per-channel shift of a(.) in [-1, 1] units", minimum=0.0),
+        "keep_white": Field("bool", False, "no colour shift on near-white pixels (white paper stays white)"),
         "tps_grid": Field("int", 5, "TPS control grid size", minimum=2),
         "tps_jitter": Field("float", 0.1, "TPS control-point jitter (image = [-1, 1])", minimum=0.0),
         "tps_scale": Field("float_pair", [0.9, 1.1], "random scale range of the warp"),

@@ -48,6 +48,7 @@ class SelfAugment(AugmentLayer):
     Args:
         feature_stride: encoder downsampling factor; sets the correspondence grid.
         color_shift: max per-channel shift of a(.) (0 disables it).
+        keep_white: fade the shift out on near-white pixels (white paper stays white).
         tps_grid, tps_jitter, tps_scale, tps_rotation, tps_translation: the warp s(.):
             control grid size, uniform jitter of each control point (normalized units,
             image = [-1, 1]), random scale range, max rotation (degrees), max shift.
@@ -63,6 +64,7 @@ class SelfAugment(AugmentLayer):
         self,
         feature_stride: int = 16,
         color_shift: float = 1.0,
+        keep_white: bool = False,
         tps_grid: int = 5,
         tps_jitter: float = 0.1,
         tps_scale: tuple[float, float] = (0.9, 1.1),
@@ -79,6 +81,7 @@ class SelfAugment(AugmentLayer):
         super().__init__(**kwargs)
         self.feature_stride = int(feature_stride)
         self.color_shift = float(color_shift)
+        self.keep_white = bool(keep_white)
         self.tps_grid = int(tps_grid)
         self.tps_jitter = float(tps_jitter)
         self.tps_scale = tuple(float(v) for v in tps_scale)
@@ -145,7 +148,7 @@ class SelfAugment(AugmentLayer):
             if sketch is not None:
                 given = to_signed_unit(B, sketch, uint8_input)
                 drawn = B.numpy.where(params["use_given"][:, None, None, None], given, drawn)
-        target = color_shift(B, images, params["shift"])
+        target = color_shift(B, images, params["shift"], self.keep_white)
         dst = params["dst"]
         coefficients = fit_tps(B, dst, control_grid(B, self.tps_grid))
         reference = tps_warp(B, target, dst, coefficients, self.fill_mode, self.fill_value)
@@ -225,6 +228,7 @@ class SelfAugment(AugmentLayer):
         config.update(
             feature_stride=self.feature_stride,
             color_shift=self.color_shift,
+            keep_white=self.keep_white,
             tps_grid=self.tps_grid,
             tps_jitter=self.tps_jitter,
             tps_scale=list(self.tps_scale),

@@ -90,7 +90,7 @@ def open_training_data(recipe: dict):
 def build_augment(recipe: dict, stride: int, seed: int) -> SelfAugment:
     a = recipe["augment"]
     return SelfAugment(
-        feature_stride=stride, color_shift=a["color_shift"], tps_grid=a["tps_grid"],
+        feature_stride=stride, color_shift=a["color_shift"], keep_white=a["keep_white"], tps_grid=a["tps_grid"],
         tps_jitter=a["tps_jitter"], tps_scale=a["tps_scale"], tps_rotation=a["tps_rotation"],
         tps_translation=a["tps_translation"], fill_mode=a["fill_mode"], fill_value=a["fill_value"],
         xdog=a["xdog"], given_sketch_prob=a["given_sketch_prob"], max_offset=a["max_offset"], seed=seed,

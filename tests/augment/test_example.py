@@ -74,7 +74,7 @@ def test_size_must_be_a_multiple_of_the_stride():
 
 
 def test_config_round_trip():
-    layer = SelfAugment(feature_stride=8, color_shift=0.5, xdog={"sigma": [0.2, 0.4]}, seed=3)
+    layer = SelfAugment(feature_stride=8, color_shift=0.5, keep_white=True, xdog={"sigma": [0.2, 0.4]}, seed=3)
     clone = SelfAugment.from_config(layer.get_config())
     assert clone.get_config() == layer.get_config()
     images = _images(h=32, w=32)
