@@ -23,13 +23,12 @@ import numpy as np
 @click.option("--count", default=8, show_default=True, type=click.IntRange(1, 64), help="Rows in the grid.")
 @click.option("--override", "-o", "overrides", multiple=True, metavar="FIELD=VALUE", help="Recipe overrides.")
 def main(recipe: str, count: int, overrides: tuple[str, ...]) -> None:
-    from keras_scft.augment.example import SelfAugment
     from keras_scft.data.pipeline import load_arrays
     from keras_scft.data.sources import OpenMojiSource
     from keras_scft.grids import image_grid, save_png
     from keras_scft.inference import colorize, load_generator
     from keras_scft.recipes import RecipeError, load_recipe
-    from keras_scft.training.run import train
+    from keras_scft.training.run import build_augment, train
 
     try:
         config = load_recipe(recipe, list(overrides))
@@ -44,7 +43,8 @@ def main(recipe: str, count: int, overrides: tuple[str, ...]) -> None:
     rows = rng.choice(len(test["image"]), size=count, replace=False)
     line, color = test["sketch"][rows], test["image"][rows]
     other = test["image"][np.roll(rows, 1)]  # another held-out emoji's colors
-    own = SelfAugment(feature_stride=generator.stride, seed=0).example_from_numpy(color, rng)
+    # the recipe's own colour shift and warp, so the self-reference columns show the task it trained on
+    own = build_augment(config, generator.stride, seed=0).example_from_numpy(color, rng)
     own_reference = np.clip(np.rint((own["reference"] + 1) * 127.5), 0, 255).astype(np.uint8)
     own_target = np.clip(np.rint((own["target"] + 1) * 127.5), 0, 255).astype(np.uint8)
     with_other = colorize(generator, line, other)
