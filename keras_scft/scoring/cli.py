@@ -139,7 +139,7 @@ def _score(model_path: Path, data: str | None, metrics: list[str], split: str, s
         settings["spair"] = {"root": str(spair_root.resolve()), "split": spair_split(split),
                              "categories": categories, "pairs_per_category_limit": limit,
                              "patch_size": patch_size}
-    evalset = None
+    evalset = augment = None
     if any(m != "sc_psnr" for m in metrics):
         config = data_source_config(data, split)
         evalset = load_eval_set(config, size, limit, progress)
@@ -147,8 +147,9 @@ def _score(model_path: Path, data: str | None, metrics: list[str], split: str, s
                             "line_art": evalset.line_art}
         if {"fid", "kid"} & set(metrics) and len(evalset) < 2:
             raise ValueError(f"fid and kid need at least 2 images, the data gave {len(evalset)}")
-        augment = evaluation_augment(generator.stride, seed, color_shift).get_config()
-        settings["self_augment"] = {k: v for k, v in augment.items() if k not in ("name", "trainable", "dtype")}
+        augment = evaluation_augment(generator.stride, seed, color_shift)
+        settings["self_augment"] = {k: v for k, v in augment.get_config().items()
+                                    if k not in ("name", "trainable", "dtype")}
     lpips = _lpips(lpips_weights) if "lpips" in metrics else None
     inception = _inception(fid_weights) if {"fid", "kid"} & set(metrics) else None
     settings["weights"] = {**({"lpips": lpips_weights} if lpips else {}),
@@ -159,14 +160,13 @@ def _score(model_path: Path, data: str | None, metrics: list[str], split: str, s
 
     results = {}
     if wanted("self_reference"):
-        results["self_reference"] = tasks.self_reference(generator, evalset, seed, wanted("self_reference"),
-                                                         lpips, batch_size, progress, save_outputs, color_shift)
+        results["self_reference"] = tasks.self_reference(generator, evalset, augment, wanted("self_reference"),
+                                                         lpips, batch_size, progress, save_outputs)
     if wanted("cross_reference") or (save_outputs is not None and evalset is not None):
         results["cross_reference"] = tasks.cross_reference(generator, evalset, seed, wanted("cross_reference"),
                                                            inception, batch_size, progress, save_outputs)
     if wanted("correspondence"):
-        results["correspondence"] = tasks.correspondence(generator, evalset, seed, batch_size, progress,
-                                                         color_shift)
+        results["correspondence"] = tasks.correspondence(generator, evalset, augment, batch_size, progress)
     if pairs is not None:
         results["sc_psnr"] = tasks.spair_sc_psnr(generator, pairs, size, patch_size, batch_size, progress)
     return {"format": SCORES_FORMAT, "settings": settings, "tasks": results}

@@ -36,33 +36,28 @@ from keras_scft.metrics.sc_psnr import (
     sc_psnr_scores,
     summarize_sc_psnr,
 )
-from keras_scft.scoring.evalset import (
-    EvalSet,
-    evaluation_augment,
-    self_reference_examples,
-)
+from keras_scft.augment.example import SelfAugment
+from keras_scft.scoring.evalset import EvalSet, self_reference_examples
 
 
-def self_reference(generator: SCFTGenerator, evalset: EvalSet, seed: int, metrics: Collection[str],
+def self_reference(generator: SCFTGenerator, evalset: EvalSet, augment: SelfAugment, metrics: Collection[str],
                    lpips: LPIPS | None = None, batch_size: int = 16, progress: bool = False,
-                   save_dir: Path | None = None, color_shift: float = 1.0) -> dict:
+                   save_dir: Path | None = None) -> dict:
     """PSNR / SSIM / LPIPS of self-reference colorizations against their ground truth.
 
     Args:
         generator: the model under test; runs at the set's size.
         evalset: the images (and line art).
-        seed: seed of the ``SelfAugment`` warp and colour shift.
+        augment: the seeded warp and colour shift (``evaluation_augment``).
         metrics: which of ``"psnr"``, ``"ssim"``, ``"lpips"`` to compute.
         lpips: the LPIPS network (needed when ``"lpips"`` is asked for).
         batch_size: images per forward pass.
         progress: show tqdm bars.
         save_dir: if given, the outputs are written to ``save_dir/self_reference/<i>.png``.
-        color_shift: largest per-channel colour shift of the references and targets.
 
     Returns:
         ``{"n": N, "model": {metric: mean}, "copy_reference": {metric: mean}}``.
     """
-    augment = evaluation_augment(generator.stride, seed, color_shift)
     outputs, references, targets = [], [], []
     for example in _progress(self_reference_examples(evalset, augment, batch_size),
                              "self-reference", len(evalset), batch_size, progress):
@@ -164,17 +159,15 @@ def derangement(n: int, seed: int) -> np.ndarray:
     return partner
 
 
-def correspondence(generator: SCFTGenerator, evalset: EvalSet, seed: int, batch_size: int = 16,
-                   progress: bool = False, color_shift: float = 1.0) -> dict:
-    """Attention-correspondence accuracy on the self-reference examples (same ``seed`` and
-    ``color_shift``).
+def correspondence(generator: SCFTGenerator, evalset: EvalSet, augment: SelfAugment, batch_size: int = 16,
+                   progress: bool = False) -> dict:
+    """Attention-correspondence accuracy on the self-reference examples (same ``augment``).
 
     Returns ``{"n_images": N, "n": valid cells, "exact": float, "within1": float}``.
     """
     batches = ({"sketch": to_unit(example["sketch"]), "reference": to_unit(example["reference"]),
                 "correspondence": example["correspondence"], "valid": example["valid"]}
-               for example in self_reference_examples(
-                   evalset, evaluation_augment(generator.stride, seed, color_shift), batch_size))
+               for example in self_reference_examples(evalset, augment, batch_size))
     total = _batch_count(len(evalset), batch_size)
     return {"n_images": len(evalset), **evaluate_correspondence(generator, batches, total, progress)}
 
