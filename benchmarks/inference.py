@@ -21,18 +21,21 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
-def _timed(compiled, args, steps: int) -> float:
-    """Seconds per call of ``compiled(*args)`` over ``steps`` calls, after 3 warm-up calls."""
+def _calls(compiled, args, steps: int) -> float:
+    """Seconds per call of ``compiled(*args)`` over ``steps`` calls (no warm-up)."""
     import jax
 
-    for _ in range(3):
-        out = compiled(*args)
-    jax.block_until_ready(out)
     t0 = time.perf_counter()
     for _ in range(steps):
         out = compiled(*args)
     jax.block_until_ready(out)
     return (time.perf_counter() - t0) / steps
+
+
+def _timed(compiled, args, steps: int) -> float:
+    """Seconds per call of ``compiled(*args)`` over ``steps`` calls, after 3 warm-up calls."""
+    _calls(compiled, args, 3)
+    return _calls(compiled, args, steps)
 
 
 def prepare_inference(size: int, batch: int, precision: str) -> dict:

@@ -25,7 +25,6 @@ import os
 import re
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
@@ -155,18 +154,13 @@ def main() -> None:
     from train_step import device_name, prepare_train, run_steps
 
     if args.inference:
-        from inference import _timed, prepare_inference
+        from inference import _calls, prepare_inference
 
         run = prepare_inference(args.size, args.batch, args.precision)
-        compiled, args_of = run["compiled"], run["args"]
-        _timed(compiled, args_of, 1)  # warm-up
+        _calls(run["compiled"], run["args"], 3)  # warm-up
 
         def steps(n):
-            t0 = time.perf_counter()
-            for _ in range(n):
-                out = compiled(*args_of)
-            jax.block_until_ready(out)
-            return (time.perf_counter() - t0) / n
+            return _calls(run["compiled"], run["args"], n)
     else:
         run = prepare_train(args.size, args.batch, args.precision, args.augment_in_step, args.perceptual)
         _, _, state = run_steps(run["compiled"], run["state"], run["data"], 3)
@@ -189,8 +183,8 @@ def main() -> None:
         with gzip.open(args.hlo_out, "wt") as f:
             f.write(hlo_text)
     summary.update(device=device_name(), size=args.size, batch=args.batch, precision=args.precision,
-                   kind="inference" if args.inference else "train", augment_in_step=args.augment_in_step, wall_ms_per_step=seconds * 1e3,
-                   img_per_s=args.batch / seconds, compile_s=run["compile_s"])
+                   kind="inference" if args.inference else "train", augment_in_step=args.augment_in_step,
+                   wall_ms_per_step=seconds * 1e3, img_per_s=args.batch / seconds, compile_s=run["compile_s"])
     print(f"device {summary['device']}, batch {args.batch}, {args.precision}: {seconds * 1e3:.1f} ms/step wall "
           f"(traced), kernels {summary['ms_per_step']:.1f} ms/step on {len(summary['selected'])} thread(s)")
     for name, ms in summary["categories"].items():
