@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import keras
 
-from keras_scft.layers.norm import conv_norm_act
+from keras_scft.layers.norm import conv_norm_act, norm_act
+from keras_scft.layers.padded_conv import ChannelPaddedConv2D
+from keras_scft.layers.upsample_conv import UpsampleConcatConv2D
 
 
 def unet_decode(features, skips, widths, norm: str, name: str = "decoder"):
@@ -16,17 +18,17 @@ def unet_decode(features, skips, widths, norm: str, name: str = "decoder"):
         widths: one width per stage, ``len(skips) + 1`` of them, coarsest first.
 
     Each stage doubles the resolution (nearest resize, then two 3x3 conv-norm-LeakyReLU on
-    the concatenation with the matching skip); resize + conv instead of Conv2DTranspose,
-    whose backward is pathologically slow on XLA CPU. Output: [B, H, W, 3] in [-1, 1]
-    (tanh, float32 even under mixed precision).
+    the concatenation with the matching skip; the first conv is one UpsampleConcatConv2D,
+    which computes that without materializing the resize or the concatenation); resize + conv
+    instead of Conv2DTranspose, whose backward is pathologically slow on XLA CPU.
+    Output: [B, H, W, 3] in [-1, 1] (tanh, float32 even under mixed precision).
     """
     if len(widths) != len(skips) + 1:
         raise ValueError(f"decoder needs {len(skips) + 1} widths (one per stage), got {len(widths)}")
     x = conv_norm_act(features, widths[0], norm, name=f"{name}_in")
     for stage, (skip, width) in enumerate(zip(reversed(skips), widths[1:])):
-        x = keras.layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_up{stage}")(x)
-        x = keras.layers.Concatenate(name=f"{name}_cat{stage}")([x, skip])
-        x = conv_norm_act(x, width, norm, name=f"{name}_s{stage}a")
+        x = UpsampleConcatConv2D(width, use_bias=norm == "none", name=f"{name}_s{stage}a_conv")([x, skip])
+        x = norm_act(x, norm, name=f"{name}_s{stage}a")
         x = conv_norm_act(x, width, norm, name=f"{name}_s{stage}b")
-    x = keras.layers.Conv2D(3, 3, padding="same", name=f"{name}_rgb")(x)
+    x = ChannelPaddedConv2D(3, 3, padding="same", channel_multiple=8, name=f"{name}_rgb")(x)
     return keras.layers.Activation("tanh", dtype="float32", name="image")(x)

@@ -45,7 +45,8 @@ class SCFTEncoder(keras.Model):
             if i in downsample:
                 skips.append(x)
                 level += 1
-            x = conv_norm_act(x, width, norm, name=f"block{i}", strides=2 if i in downsample else 1)
+            x = conv_norm_act(x, width, norm, name=f"block{i}", strides=2 if i in downsample else 1,
+                              channel_multiple=8 if i == 0 else 1)
             pool = factor // 2**level
             outputs.append(
                 BlockAveragePooling2D(pool, name=f"pool{i}")(x) if pool > 1 else x

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+
 import keras
+
+from keras_scft.layers.padded_conv import ChannelPaddedConv2D
 
 NORMS = ("instance", "batch", "group", "none")
 
@@ -26,10 +30,20 @@ def make_norm(kind: str, name: str | None = None) -> keras.layers.Layer:
 
 
 def conv_norm_act(x, filters: int, norm: str, name: str, strides: int = 1, kernel_size: int = 3,
-                  activation: str = "leaky_relu"):
-    """3x3 conv -> norm -> LeakyReLU(0.2) (or ReLU) on a symbolic NHWC tensor."""
-    x = keras.layers.Conv2D(filters, kernel_size, strides=strides, padding="same",
-                            use_bias=norm == "none", name=f"{name}_conv")(x)
+                  activation: str = "leaky_relu", channel_multiple: int = 1):
+    """3x3 conv -> norm -> LeakyReLU(0.2) (or ReLU) on a symbolic NHWC tensor.
+
+    ``channel_multiple`` > 1 pads the conv's channels inside the op (see ChannelPaddedConv2D).
+    """
+    conv = (keras.layers.Conv2D if channel_multiple == 1
+            else functools.partial(ChannelPaddedConv2D, channel_multiple=channel_multiple))
+    x = conv(filters, kernel_size, strides=strides, padding="same", use_bias=norm == "none",
+             name=f"{name}_conv")(x)
+    return norm_act(x, norm, name, activation)
+
+
+def norm_act(x, norm: str, name: str, activation: str = "leaky_relu"):
+    """norm -> LeakyReLU(0.2) (or another activation) on a symbolic NHWC tensor."""
     x = make_norm(norm, name=f"{name}_norm")(x)
     if activation == "leaky_relu":
         return keras.layers.LeakyReLU(negative_slope=0.2, name=f"{name}_act")(x)

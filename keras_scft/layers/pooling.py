@@ -1,9 +1,17 @@
-"""Average pooling over non-overlapping blocks, with a cheap gradient."""
+"""Average and max pooling over non-overlapping blocks, with cheap gradients."""
 
 from __future__ import annotations
 
 import keras
 from keras import ops
+
+
+def _blocks(x, size: int):
+    """[B, H, W, C] -> [B, H // size, size, W // size, size, C] (partial blocks dropped)."""
+    shape = ops.shape(x)
+    rows, cols = shape[1] // size, shape[2] // size
+    x = x[:, : rows * size, : cols * size, :]
+    return ops.reshape(x, (-1, rows, size, cols, size, shape[3]))
 
 
 @keras.saving.register_keras_serializable(package="keras_scft")
@@ -25,13 +33,10 @@ class BlockAveragePooling2D(keras.layers.Layer):
             raise ValueError(f"BlockAveragePooling2D size must be >= 1, got {size}")
         self.size = int(size)
 
+    reduce = staticmethod(ops.mean)
+
     def call(self, x):
-        s = self.size
-        shape = ops.shape(x)
-        rows, cols = shape[1] // s, shape[2] // s
-        x = x[:, : rows * s, : cols * s, :]
-        x = ops.reshape(x, (-1, rows, s, cols, s, shape[3]))
-        return ops.mean(x, axis=(2, 4))
+        return self.reduce(_blocks(x, self.size), axis=(2, 4))
 
     def compute_output_shape(self, input_shape):
         b, h, w, c = input_shape
@@ -39,3 +44,19 @@ class BlockAveragePooling2D(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "size": self.size}
+
+
+@keras.saving.register_keras_serializable(package="keras_scft")
+class BlockMaxPooling2D(BlockAveragePooling2D):
+    """Max over non-overlapping ``size`` x ``size`` blocks of NHWC maps.
+
+    The values of ``keras.layers.MaxPooling2D(size)`` (valid padding), as a reshape and a
+    max. Its gradient is an elementwise mask that XLA fuses, instead of the
+    ``select_and_scatter`` of MaxPooling2D (a separate, slow kernel on the GPU). Where
+    several entries of a block tie for the max, the gradient is shared equally among them
+    (MaxPooling2D gives it all to the first); both are gradients of the max.
+
+    Input [B, H, W, C] -> output [B, H // size, W // size, C], same dtype.
+    """
+
+    reduce = staticmethod(ops.max)

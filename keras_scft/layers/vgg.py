@@ -24,6 +24,8 @@ import numpy as np
 from keras import layers as kl
 from keras import ops
 
+from keras_scft.layers.padded_conv import ChannelPaddedConv2D
+from keras_scft.layers.pooling import BlockMaxPooling2D
 from keras_scft.layers.vgg_weights import PREPROCESSING_ATTR, lpips_vgg16_weights
 
 CONVS_PER_BLOCK = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
@@ -173,13 +175,15 @@ def build_vgg_features(
         if block > deepest[0]:
             break
         if block > 1:
-            x = kl.MaxPooling2D(2, strides=2, name=f"block{block - 1}_pool", dtype=dtype)(x)
+            x = BlockMaxPooling2D(2, name=f"block{block - 1}_pool", dtype=dtype)(x)
         for conv in range(1, n_convs + 1):
             if (block, conv) > deepest:
                 break
             filters = min(64 * 2 ** (block - 1), 512)
             name = f"block{block}_conv{conv}"
-            layer = kl.Conv2D(filters, 3, padding="same", activation="relu", name=name, dtype=dtype)
+            # the first conv sees 3 channels: padded to 8 inside the op for tensor-core kernels
+            conv_class = ChannelPaddedConv2D if (block, conv) == (1, 1) else kl.Conv2D
+            layer = conv_class(filters, 3, padding="same", activation="relu", name=name, dtype=dtype)
             x = layer(x)
             if convs is not None:
                 layer.set_weights(convs[name])
