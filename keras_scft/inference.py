@@ -17,6 +17,7 @@ from keras import ops
 
 import keras_scft.model  # noqa: F401  (registers ColorizerModel for loading .keras files)
 from keras_scft.layers.generator import SCFTGenerator
+from keras_scft.saving import load_model
 
 
 def load_generator(model) -> SCFTGenerator:
@@ -27,7 +28,7 @@ def load_generator(model) -> SCFTGenerator:
             raise FileNotFoundError(f"model file {path} does not exist")
         if path.suffix != ".keras":
             raise ValueError(f"model file {path} is not a .keras file")
-        model = keras.saving.load_model(path, compile=False)
+        model = load_model(path, compile=False)
     generator = getattr(model, "generator", model)
     if not isinstance(generator, SCFTGenerator):
         raise TypeError(f"expected a ColorizerModel or SCFTGenerator, got {type(model).__name__}")

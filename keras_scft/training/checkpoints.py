@@ -21,6 +21,7 @@ from pathlib import Path
 import keras
 
 import keras_scft.model  # noqa: F401  (registers ColorizerModel and its layers for loading)
+from keras_scft.saving import load_model
 
 PATTERN = re.compile(r"^ckpt-(\d{8})\.keras$")
 
@@ -74,7 +75,7 @@ def load_latest(folder: str | os.PathLike, clean: bool = True) -> tuple[int, ker
         remove_partial(folder)
     for step, path in reversed(list_checkpoints(folder)):
         try:
-            return step, keras.saving.load_model(path)
+            return step, load_model(path)
         except Exception as error:  # noqa: BLE001 - any failure means: try the previous one
             warnings.warn(f"checkpoint {path} does not load ({type(error).__name__}: {error}); "
                           "trying the previous one", stacklevel=2)

@@ -1,0 +1,48 @@
+"""Loading ``.keras`` files, those written by earlier versions of keras-scft included."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import keras
+
+from keras_scft.layers.padded_conv import ChannelPaddedConv2D
+from keras_scft.layers.pooling import BlockMaxPooling2D
+from keras_scft.layers.upsample_conv import UpsampleConcatConv2D
+
+# Keras files address a layer's weights by its class name and rank among layers of that class
+# ("layers/conv2d_3/vars/0"). These layers replaced plain Keras ones with the same variables
+# (2026-11-27); files written before store their weights under the plain class's name.
+_REPLACED = {ChannelPaddedConv2D: "Conv2D", UpsampleConcatConv2D: "Conv2D", BlockMaxPooling2D: "MaxPooling2D"}
+
+
+@contextlib.contextmanager
+def _plain_class_names():
+    """Give the replacement layers the class names of the layers they replaced, meanwhile."""
+    original = {cls: cls.__name__ for cls in _REPLACED}
+    try:
+        for cls, name in _REPLACED.items():
+            cls.__name__ = name
+        yield
+    finally:
+        for cls, name in original.items():
+            cls.__name__ = name
+
+
+def load_model(path: str | os.PathLike, **kwargs) -> keras.Model:
+    """``keras.saving.load_model``, falling back to the weight layout of files written before
+    the fused convolutions (same variables, addressed under the plain Keras class names).
+
+    Raises the error of the plain load when neither layout loads.
+    """
+    try:
+        return keras.saving.load_model(path, **kwargs)
+    except ValueError as error:
+        if "could not be loaded" not in str(error):
+            raise
+        try:
+            with _plain_class_names():
+                return keras.saving.load_model(path, **kwargs)
+        except Exception:  # noqa: BLE001 - not the old layout either: report the first error
+            raise error from None
