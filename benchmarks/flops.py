@@ -13,13 +13,18 @@ import keras
 import numpy as np
 
 from keras_scft.layers.scft import SCFTAttention
+from keras_scft.layers.upsample_conv import UpsampleConcatConv2D
+
+# UpsampleConcatConv2D counts as the conv on the upsampled concatenation it computes (its
+# sub-pixel form does the same multiply-adds, a share of them with zero taps).
+_CONVS = (keras.layers.Conv2D, UpsampleConcatConv2D)
 
 
 def _layer_flops(layer, inputs, output) -> int:
-    if isinstance(layer, keras.layers.Conv2D):
-        kh, kw = layer.kernel_size
+    if isinstance(layer, _CONVS):
+        kh, kw, cin, _ = layer.kernel.shape
         _, h, w, cout = output.shape
-        return 2 * h * w * cout * layer.kernel.shape[-2] * kh * kw
+        return 2 * h * w * cout * cin * kh * kw
     if isinstance(layer, keras.layers.Dense):
         return 2 * math.prod(output.shape[:-1]) * layer.kernel.shape[0] * layer.kernel.shape[1]
     if isinstance(layer, SCFTAttention):
@@ -32,13 +37,13 @@ def _layer_flops(layer, inputs, output) -> int:
 def forward_flops(model: keras.Model, inputs) -> int:
     """FLOPs of one forward pass of ``model`` on concrete ``inputs`` (numpy, batch 1 advised).
 
-    Every Conv2D, Dense and SCFTAttention call is recorded with its real output shape while
+    Every convolution, Dense and SCFTAttention call is recorded with its real output shape while
     the model runs eagerly once; elementwise work (norms, activations) is not counted.
     """
     counted = []
     patched = []
     for layer in model._flatten_layers(include_self=False):
-        if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense, SCFTAttention)):
+        if isinstance(layer, (*_CONVS, keras.layers.Dense, SCFTAttention)):
             original = layer.call
 
             def recording(*args, _layer=layer, _call=original, **kwargs):
