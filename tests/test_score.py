@@ -206,3 +206,21 @@ def test_color_shift_bounds_the_self_reference_shifts(sample_dir, model_file, tm
     result, output = _score("--model", model_file, "--data", sample_dir, "--color-shift", -1, "--out", out,
                             "--force")
     assert result.exit_code == 2 and "--color-shift" in output
+
+
+def test_keep_white_leaves_the_paper_of_self_reference_targets_white(sample_dir, model_file, tmp_path):
+    """--keep-white: white paper stays white in the targets (shifted without it), and the
+    setting is recorded in the scores."""
+    evalset = load_eval_set(data_source_config(str(sample_dir), "test"), 32, limit=6)
+    paper = evalset.images.min(axis=-1) == 255
+    assert paper.any()
+    for keep_white, stays_white in ((True, True), (False, False)):
+        augment = evaluation_augment(16, seed=0, keep_white=keep_white)
+        target = next(self_reference_examples(evalset, augment, 8))["target"]
+        assert bool(np.all(target[paper] == 255)) is stays_white
+
+    out = tmp_path / "scores.json"
+    result, output = _score("--model", model_file, "--data", sample_dir, "--metrics", "psnr", "--size", 32,
+                            "--limit", 2, "--keep-white", "--out", out)
+    assert result.exit_code == 0, output
+    assert json.loads(out.read_text())["settings"]["self_augment"]["keep_white"] is True

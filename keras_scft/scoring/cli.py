@@ -58,6 +58,10 @@ def _category_list(ctx, param, value: str) -> list[str]:
               help="Largest per-channel colour shift (in [-1, 1] units) of the self-reference task's "
                    "references and targets: the paper's 1.0, or the strength a model was trained with "
                    "(recipe field augment.color_shift).")
+@click.option("--keep-white", is_flag=True,
+              help="Leave near-white paper unshifted in the self-reference task's references and "
+                   "targets, as models trained with augment.keep_white saw it (default: the paper's "
+                   "shift of every pixel).")
 @click.option("--spair", "spair_root", type=click.Path(path_type=Path), default=None,
               help="SPair-71k folder (holding PairAnnotation/ and JPEGImages/): adds SC-PSNR.")
 @click.option("--categories", default="cat,dog,car", show_default=True, callback=_category_list,
@@ -76,7 +80,7 @@ def _category_list(ctx, param, value: str) -> list[str]:
               help="Also write the colorized images (self_reference/, cross_reference/ PNGs) here.")
 def score_command(model_path: Path, data: str | None, metrics: list[str], split: str,
                   size: int | None, limit: int | None, batch_size: int, seed: int, color_shift: float,
-                  spair_root: Path | None, categories: list[str], patch_size: int | None,
+                  keep_white: bool, spair_root: Path | None, categories: list[str], patch_size: int | None,
                   fid_weights: str, lpips_weights: str, out: Path, force: bool,
                   save_outputs: Path | None) -> None:
     """Score a trained model: self-reference PSNR/SSIM/LPIPS (with the copy-the-reference
@@ -95,7 +99,8 @@ def score_command(model_path: Path, data: str | None, metrics: list[str], split:
         raise click.UsageError(f"metric(s) {', '.join(needs_data)} need --data")
     try:
         scores = _score(model_path, data, metrics, split, size, limit, batch_size, seed, spair_root,
-                        categories, patch_size, fid_weights, lpips_weights, save_outputs, color_shift)
+                        categories, patch_size, fid_weights, lpips_weights, save_outputs, color_shift,
+                        keep_white)
     except (FileNotFoundError, ValueError, RegistryFetchError) as error:  # incl. unreadable images
         raise click.ClickException(str(error)) from error
 
@@ -107,7 +112,7 @@ def score_command(model_path: Path, data: str | None, metrics: list[str], split:
 def _score(model_path: Path, data: str | None, metrics: list[str], split: str, size: int | None,
            limit: int | None, batch_size: int, seed: int, spair_root: Path | None,
            categories: list[str], patch_size: int | None, fid_weights: str, lpips_weights: str,
-           save_outputs: Path | None = None, color_shift: float = 1.0) -> dict:
+           save_outputs: Path | None = None, color_shift: float = 1.0, keep_white: bool = False) -> dict:
     """Set up (model, data, metric networks: every input error surfaces here), then run the tasks."""
     import keras  # imported here, as the modules below, so that `keras-scft --help` stays fast
 
@@ -147,7 +152,7 @@ def _score(model_path: Path, data: str | None, metrics: list[str], split: str, s
                             "line_art": evalset.line_art}
         if {"fid", "kid"} & set(metrics) and len(evalset) < 2:
             raise ValueError(f"fid and kid need at least 2 images, the data gave {len(evalset)}")
-        augment = evaluation_augment(generator.stride, seed, color_shift)
+        augment = evaluation_augment(generator.stride, seed, color_shift, keep_white)
         settings["self_augment"] = {k: v for k, v in augment.get_config().items()
                                     if k not in ("name", "trainable", "dtype")}
     lpips = _lpips(lpips_weights) if "lpips" in metrics else None

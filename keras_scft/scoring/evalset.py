@@ -93,14 +93,17 @@ def load_eval_set(config: dict, size: int, limit: int | None = None, progress: b
     return EvalSet(images, sketches, False, dict(config))
 
 
-def evaluation_augment(feature_stride: int, seed: int, color_shift: float = 1.0) -> SelfAugment:
+def evaluation_augment(feature_stride: int, seed: int, color_shift: float = 1.0,
+                       keep_white: bool = False) -> SelfAugment:
     """The fixed :class:`SelfAugment` of the self-reference and correspondence tasks.
 
     The default (paper's) TPS warp, seeded, and per-channel colour shifts of up to
-    ``color_shift`` ([-1, 1] units; the paper's 1.0 by default). It is always given the sketch
+    ``color_shift`` ([-1, 1] units; the paper's 1.0 by default), optionally fading out on
+    near-white paper (``keep_white``, see :class:`SelfAugment`). It is always given the sketch
     (:attr:`EvalSet.sketches`), so its own random XDoG is never used.
     """
-    return SelfAugment(feature_stride=feature_stride, given_sketch_prob=1.0, seed=seed, color_shift=color_shift)
+    return SelfAugment(feature_stride=feature_stride, given_sketch_prob=1.0, seed=seed, color_shift=color_shift,
+                       keep_white=keep_white)
 
 
 def self_reference_examples(evalset: EvalSet, augment: SelfAugment, batch_size: int
