@@ -16,7 +16,9 @@
 # (+ L_perc + L_style), full (all five losses), each optionally followed by overrides of its
 # own, '@'-separated: full@loss.weights.style=10 (run folder full_loss.weights.style-10).
 # Default: bar,full. The -o overrides apply to every config. TRAIN_TIMEOUT (seconds, 0 = none)
-# bounds each training; a run stopped by it is scored from its last checkpoint.
+# bounds each training; a run stopped by it is scored from its last checkpoint. EXTRA_SCORE
+# (tools/score.py options, e.g. "--keep-white --color-shift 0.4") adds a second self-reference
+# PSNR/SSIM scoring with those options (scores_extra.json).
 set -uo pipefail
 OUT=${1:?usage: openmoji_quality.sh OUT [STEPS] [CONFIGS] [-o field=value ...]}
 STEPS=${2:-3500}
@@ -59,8 +61,16 @@ run_one() {
   echo "$name: scored (rc $?) at $((SECONDS - start)) s" | tee -a "$OUT/summary.log"
   cp "$dir.train.log" "$dir.score.log" "$dir/" 2>/dev/null
   python3 benchmarks/pack_images.py pack "$dir/outputs/cross_reference" "$OUT/$name-cross" > /dev/null
-  rm -rf "$dir/checkpoints" "$dir/outputs"
-  tar -cf "$OUT/$name.tar" --exclude=generator.keras -C "$RUNS" "$name"
+  rm -rf "$dir/outputs"
+  tar -cf "$OUT/$name.tar" --exclude=generator.keras --exclude=checkpoints -C "$RUNS" "$name"
+  if [ -n "${EXTRA_SCORE:-}" ]; then  # after packing, so the main results survive a timeout here
+    # shellcheck disable=SC2086
+    python3 tools/score.py --model "$model" --data data/openmoji --split test --metrics psnr,ssim \
+      --out "$dir/scores_extra.json" --force $EXTRA_SCORE > "$dir/$name.score_extra.log" 2>&1
+    echo "$name: scored with $EXTRA_SCORE (rc $?)" | tee -a "$OUT/summary.log"
+    tar -rf "$OUT/$name.tar" -C "$RUNS" "$name/scores_extra.json" "$name/$name.score_extra.log"
+  fi
+  rm -rf "$dir/checkpoints"
 }
 
 for name in ${CONFIGS//,/ }; do
