@@ -24,7 +24,6 @@ import numpy as np
 from keras import layers as kl
 from keras import ops
 
-from keras_scft.layers.padded_conv import ChannelPaddedConv2D
 from keras_scft.layers.pooling import BlockMaxPooling2D
 from keras_scft.layers.vgg_weights import PREPROCESSING_ATTR, lpips_vgg16_weights
 
@@ -181,9 +180,7 @@ def build_vgg_features(
                 break
             filters = min(64 * 2 ** (block - 1), 512)
             name = f"block{block}_conv{conv}"
-            # the first conv sees 3 channels: padded to 8 inside the op for tensor-core kernels
-            conv_class = ChannelPaddedConv2D if (block, conv) == (1, 1) else kl.Conv2D
-            layer = conv_class(filters, 3, padding="same", activation="relu", name=name, dtype=dtype)
+            layer = kl.Conv2D(filters, 3, padding="same", activation="relu", name=name, dtype=dtype)
             x = layer(x)
             if convs is not None:
                 layer.set_weights(convs[name])
