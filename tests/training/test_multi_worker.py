@@ -94,6 +94,13 @@ def weight_difference(a: keras.Model, b: keras.Model) -> float:
                for x, y in zip(a.get_weights(), b.get_weights()))
 
 
+def weights_off(a: keras.Model, b: keras.Model, tol: float = 1e-5) -> tuple[int, int]:
+    """(number of weights of ``a`` and ``b`` that differ by more than ``tol``, number of weights)."""
+    pairs = list(zip(a.get_weights(), b.get_weights()))
+    return (sum(int(np.sum(np.abs(np.asarray(x, np.float64) - y) > tol)) for x, y in pairs),
+            sum(x.size for x, _ in pairs))
+
+
 def check_run_folder(run: Path, steps: list[int]) -> keras.Model:
     """The chief wrote the whole run folder; its newest checkpoint loads; returns the model."""
     assert [s for s, _ in list_checkpoints(run / "checkpoints")] == steps
@@ -113,7 +120,11 @@ def check_run_folder(run: Path, steps: list[int]) -> keras.Model:
 def test_tensorflow_two_workers_match_one_process_and_resume(tmp_path, sample_dir):
     """MultiWorkerMirroredStrategy, 2 workers x batch 2, trained 2 steps, restarted, 2 more:
     every worker resumes from the chief's checkpoint and the weights equal one process
-    trained 4 steps on batch 4 (max abs < 5e-5, as in test_two_devices_match_one_device).
+    trained 4 steps on batch 4. As in test_two_devices_match_one_device: the two sum the
+    replicas' gradients in different orders, and Adam turns float noise in a near-zero
+    gradient into a move of up to ~2 lr per step (CI saw 2.7e-4 once, another run 2e-6), so
+    at most 1 in 1,000 weights may differ by more than 1e-5, by at most 2e-3 (4 steps x 2 x
+    the D's 2e-4); gradients not averaged over the workers would move far more.
     The workers ask for 2 steps per execution (they run 1: see distribute.py)."""
     multi = tiny_recipe(tmp_path / "multi", sample_dir, distribution={"strategy": "multi_worker"},
                         train={"steps_per_execution": 2})
@@ -148,7 +159,8 @@ def test_tensorflow_two_workers_match_one_process_and_resume(tmp_path, sample_di
     model = check_run_folder(run, [2, 4])
     assert all(not any(t.iterdir()) for t in tmps), "a worker left its scratch folder behind"
     _, reference = load_latest(tmp_path / "single" / "run" / "checkpoints")
-    assert weight_difference(model, reference) < 5e-5
+    off, total = weights_off(model, reference)
+    assert weight_difference(model, reference) <= 2e-3 and off <= 1e-3 * total, (weight_difference(model, reference), off)
     ours = json.loads((run / "final_metrics.json").read_text())
     theirs = json.loads((tmp_path / "single" / "run" / "final_metrics.json").read_text())
     for key in ("loss_g", "loss_d", "rec", "tr", "val_rec"):
