@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 
 import keras
 
@@ -34,15 +35,28 @@ def load_model(path: str | os.PathLike, **kwargs) -> keras.Model:
     """``keras.saving.load_model``, falling back to the weight layout of files written before
     the fused convolutions (same variables, addressed under the plain Keras class names).
 
+    A file loaded the old way gets one warning (saving it again writes the current layout).
     Raises the error of the plain load when neither layout loads.
     """
-    try:
-        return keras.saving.load_model(path, **kwargs)
-    except ValueError as error:
-        if "could not be loaded" not in str(error):
-            raise
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         try:
-            with _plain_class_names():
-                return keras.saving.load_model(path, **kwargs)
-        except Exception:  # noqa: BLE001 - not the old layout either: report the first error
-            raise error from None
+            model = keras.saving.load_model(path, **kwargs)
+        except ValueError as error:
+            if "could not be loaded" not in str(error):
+                raise
+            first_error = error
+        else:
+            first_error = None
+    if first_error is None:
+        for warning in caught:  # the plain load's own warnings, as they would have been
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+        return model
+    try:
+        with _plain_class_names():
+            model = keras.saving.load_model(path, **kwargs)
+    except Exception:  # noqa: BLE001 - not the old layout either: report the first error
+        raise first_error from None
+    warnings.warn(f"{path} was written by keras-scft before its fused decoder/image convolutions; "
+                  "loaded in that weight layout. Save it again to write the current one.", stacklevel=2)
+    return model
