@@ -14,26 +14,16 @@ def _blocks(x, size: int):
     return ops.reshape(x, (-1, rows, size, cols, size, shape[3]))
 
 
-@keras.saving.register_keras_serializable(package="keras_scft")
-class BlockAveragePooling2D(keras.layers.Layer):
-    """Mean over non-overlapping ``size`` x ``size`` blocks of NHWC maps.
+class _BlockPooling2D(keras.layers.Layer):
+    """Reduce non-overlapping ``size`` x ``size`` blocks of NHWC maps with ``reduce``."""
 
-    Computes what ``keras.layers.AveragePooling2D(size)`` computes (valid padding: rows and
-    columns past the last whole block are dropped), as a reshape and a mean. The gradient is
-    then a broadcast; the reduce_window of ``AveragePooling2D`` has a gradient that sums a
-    dilated window of size x size cotangents for every input pixel (XLA: size**2 reads per
-    pixel, the most expensive part of the encoders' backward pass at 16 x 16).
-
-    Input [B, H, W, C] -> output [B, H // size, W // size, C], same dtype.
-    """
+    reduce = None  # ops.mean or ops.max, set by the subclasses
 
     def __init__(self, size: int, **kwargs):
         super().__init__(**kwargs)
         if int(size) < 1:
-            raise ValueError(f"BlockAveragePooling2D size must be >= 1, got {size}")
+            raise ValueError(f"{type(self).__name__} size must be >= 1, got {size}")
         self.size = int(size)
-
-    reduce = staticmethod(ops.mean)
 
     def call(self, x):
         return self.reduce(_blocks(x, self.size), axis=(2, 4))
@@ -47,7 +37,23 @@ class BlockAveragePooling2D(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="keras_scft")
-class BlockMaxPooling2D(BlockAveragePooling2D):
+class BlockAveragePooling2D(_BlockPooling2D):
+    """Mean over non-overlapping ``size`` x ``size`` blocks of NHWC maps.
+
+    Computes what ``keras.layers.AveragePooling2D(size)`` computes (valid padding: rows and
+    columns past the last whole block are dropped), as a reshape and a mean. The gradient is
+    then a broadcast; the reduce_window of ``AveragePooling2D`` has a gradient that sums a
+    dilated window of size x size cotangents for every input pixel (XLA: size**2 reads per
+    pixel, the most expensive part of the encoders' backward pass at 16 x 16).
+
+    Input [B, H, W, C] -> output [B, H // size, W // size, C], same dtype.
+    """
+
+    reduce = staticmethod(ops.mean)
+
+
+@keras.saving.register_keras_serializable(package="keras_scft")
+class BlockMaxPooling2D(_BlockPooling2D):
     """Max over non-overlapping ``size`` x ``size`` blocks of NHWC maps.
 
     The values of ``keras.layers.MaxPooling2D(size)`` (valid padding), as a reshape and a

@@ -37,9 +37,10 @@ def _input_grad(layer, x, cotangent):
     return tape.gradient(y, v).numpy()
 
 
-def test_block_average_serializes(tmp_path):
+@pytest.mark.parametrize("layer", [BlockAveragePooling2D, BlockMaxPooling2D])
+def test_block_pooling_serializes(layer, tmp_path):
     x = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype("float32")
-    out = run_layer_test(lambda: BlockAveragePooling2D(4), x, tmp_path)
+    out = run_layer_test(lambda: layer(4), x, tmp_path)
     assert out.shape == (2, 2, 2, 3)
 
 
@@ -50,6 +51,6 @@ def test_block_max_shares_the_gradient_of_tied_maxima():
     np.testing.assert_allclose(grad, np.ones((1, 2, 2, 1)))
 
 
-def test_block_average_rejects_bad_size():
-    with pytest.raises(ValueError, match="size must be >= 1"):
-        BlockAveragePooling2D(0)
+def test_block_pooling_rejects_bad_size():
+    with pytest.raises(ValueError, match="BlockMaxPooling2D size must be >= 1"):
+        BlockMaxPooling2D(0)
