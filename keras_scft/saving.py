@@ -9,13 +9,13 @@ import warnings
 import keras
 
 from keras_scft.layers.padded_conv import ChannelPaddedConv2D
-from keras_scft.layers.pooling import BlockMaxPooling2D
 from keras_scft.layers.upsample_conv import UpsampleConcatConv2D
 
 # Keras files address a layer's weights by its class name and rank among layers of that class
-# ("layers/conv2d_3/vars/0"). These layers replaced plain Keras ones with the same variables
-# (2026-11-27); files written before store their weights under the plain class's name.
-_REPLACED = {ChannelPaddedConv2D: "Conv2D", UpsampleConcatConv2D: "Conv2D", BlockMaxPooling2D: "MaxPooling2D"}
+# ("layers/conv2d_3/vars/0"). These layers replaced Conv2D layers with the same variables
+# (2026-11-27); files written before store their weights under Conv2D's name. (Layers without
+# variables, like the block pooling ones, need no mapping.)
+_REPLACED = {ChannelPaddedConv2D: "Conv2D", UpsampleConcatConv2D: "Conv2D"}
 
 
 @contextlib.contextmanager

@@ -15,8 +15,8 @@ class ChannelPaddedConv2D(keras.layers.Conv2D):
     output): GPU convolution libraries run those on slow non-tensor-core kernels; with 8
     channels they get tensor-core ones (H100, 2026-11-27: the RGB output conv 0.58 -> 0.40 ms
     per batch of 64. Not everywhere: a 1-channel input and the VGG's first conv, whose input
-    gradient grew, were slower padded). The zeros add nothing, so the result is Conv2D's; the variables have
-    Conv2D's shapes and names (checkpoints of either layer load into the other).
+    gradient grew, were slower padded). The zeros add nothing, so the result is Conv2D's;
+    the variables have Conv2D's shapes and names.
     """
 
     def __init__(self, *args, channel_multiple: int = 8, **kwargs):

@@ -56,8 +56,7 @@ class UpsampleConcatConv2D(keras.layers.Layer):
 
     def build(self, input_shape):
         x_shape, skip_shape = input_shape
-        self.x_channels = int(x_shape[-1])
-        channels = self.x_channels + int(skip_shape[-1])
+        channels = int(x_shape[-1]) + int(skip_shape[-1])
         self.kernel = self.add_weight(name="kernel", shape=(3, 3, channels, self.filters),
                                       initializer=self.kernel_initializer)
         self.bias = (self.add_weight(name="bias", shape=(self.filters,), initializer=self.bias_initializer)
