@@ -8,22 +8,27 @@ import warnings
 
 import keras
 
-from keras_scft.layers.padded_conv import ChannelPaddedConv2D
+from keras_scft.layers.padded_conv import ChannelPaddedConv2D, SpaceToDepthConv2D
 from keras_scft.layers.upsample_conv import UpsampleConcatConv2D
 
 # Keras files address a layer's weights by its class name and rank among layers of that class
-# ("layers/conv2d_3/vars/0"). These layers replaced Conv2D layers with the same variables
-# (2026-11-27); files written before store their weights under Conv2D's name. (Layers without
-# variables, like the block pooling ones, need no mapping.)
-_REPLACED = {ChannelPaddedConv2D: "Conv2D", UpsampleConcatConv2D: "Conv2D"}
+# ("layers/conv2d_3/vars/0"). Layers that replaced others with the same variables make older
+# files store those weights under the replaced class's name. Each earlier layout: what it was
+# written by, and the names our classes had there. (Layers without variables, like the block
+# pooling ones, need no mapping.) Newest first.
+_LAYOUTS = (
+    ("before its space-to-depth convolutions (2026-11-27)", {SpaceToDepthConv2D: "Conv2D"}),
+    ("before its fused decoder/image convolutions (2026-11-27)",
+     {ChannelPaddedConv2D: "Conv2D", UpsampleConcatConv2D: "Conv2D", SpaceToDepthConv2D: "Conv2D"}),
+)
 
 
 @contextlib.contextmanager
-def _plain_class_names():
-    """Give the replacement layers the class names of the layers they replaced, meanwhile."""
-    original = {cls: cls.__name__ for cls in _REPLACED}
+def _class_names(names: dict):
+    """Give our classes the given class names, meanwhile."""
+    original = {cls: cls.__name__ for cls in names}
     try:
-        for cls, name in _REPLACED.items():
+        for cls, name in names.items():
             cls.__name__ = name
         yield
     finally:
@@ -32,11 +37,11 @@ def _plain_class_names():
 
 
 def load_model(path: str | os.PathLike, **kwargs) -> keras.Model:
-    """``keras.saving.load_model``, falling back to the weight layout of files written before
-    the fused convolutions (same variables, addressed under the plain Keras class names).
+    """``keras.saving.load_model``, falling back to the weight layouts of files written by
+    earlier keras-scft versions (same variables, addressed under other class names).
 
-    A file loaded the old way gets one warning (saving it again writes the current layout).
-    Raises the error of the plain load when neither layout loads.
+    A file loaded an old way gets one warning (saving it again writes the current layout).
+    Raises the error of the plain load when no layout loads.
     """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -52,11 +57,14 @@ def load_model(path: str | os.PathLike, **kwargs) -> keras.Model:
         for warning in caught:  # the plain load's own warnings, as they would have been
             warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
         return model
-    try:
-        with _plain_class_names():
-            model = keras.saving.load_model(path, **kwargs)
-    except Exception:  # noqa: BLE001 - not the old layout either: report the first error
-        raise first_error from None
-    warnings.warn(f"{path} was written by keras-scft before its fused decoder/image convolutions; "
-                  "loaded in that weight layout. Save it again to write the current one.", stacklevel=2)
-    return model
+    for written, names in _LAYOUTS:
+        try:  # a failed attempt's warnings are about the layout, not the file: dropped
+            with warnings.catch_warnings(), _class_names(names):
+                warnings.simplefilter("ignore")
+                model = keras.saving.load_model(path, **kwargs)
+        except Exception:  # noqa: BLE001 - not this layout either
+            continue
+        warnings.warn(f"{path} was written by keras-scft {written}; loaded in that weight layout. "
+                      "Save it again to write the current one.", stacklevel=2)
+        return model
+    raise first_error

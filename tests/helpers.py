@@ -79,3 +79,23 @@ def run_layer_test(make_layer, inputs, tmp_path, call_kwargs=None, atol=1e-6):
     finally:
         keras.config.set_dtype_policy(previous)
     return eager
+
+
+def vjp(fn, args, cotangent) -> list:
+    """Gradients of ``sum(fn(*args) * cotangent)`` with respect to every array in ``args``, as
+    numpy arrays, on the current backend (JAX or TensorFlow)."""
+    import keras
+    import numpy as np
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return [np.asarray(g) for g in
+                jax.grad(lambda *a: (fn(*a) * cotangent).sum(), argnums=tuple(range(len(args))))(*args)]
+    import tensorflow as tf
+
+    tensors = [tf.constant(a) for a in args]
+    with tf.GradientTape() as tape:
+        tape.watch(tensors)
+        y = tf.reduce_sum(fn(*tensors) * cotangent)
+    return [g.numpy() for g in tape.gradient(y, tensors)]

@@ -6,6 +6,7 @@ import keras
 
 from keras_scft.layers.norm import conv_norm_act, norm_act
 from keras_scft.layers.padded_conv import ChannelPaddedConv2D
+from keras_scft.layers.space_to_depth_conv import use_space_to_depth
 from keras_scft.layers.upsample_conv import UpsampleConcatConv2D
 
 
@@ -25,10 +26,14 @@ def unet_decode(features, skips, widths, norm: str, name: str = "decoder"):
     """
     if len(widths) != len(skips) + 1:
         raise ValueError(f"decoder needs {len(skips) + 1} widths (one per stage), got {len(widths)}")
-    x = conv_norm_act(features, widths[0], norm, name=f"{name}_in")
+    x = conv_norm_act(features, widths[0], norm, name=f"{name}_in",
+                      space_to_depth=use_space_to_depth(features.shape[-1], widths[0]))
     for stage, (skip, width) in enumerate(zip(reversed(skips), widths[1:])):
         x = UpsampleConcatConv2D(width, use_bias=norm == "none", name=f"{name}_s{stage}a_conv")([x, skip])
         x = norm_act(x, norm, name=f"{name}_s{stage}a")
-        x = conv_norm_act(x, width, norm, name=f"{name}_s{stage}b")
-    x = ChannelPaddedConv2D(3, 3, padding="same", channel_multiple=8, name=f"{name}_rgb")(x)
+        x = conv_norm_act(x, width, norm, name=f"{name}_s{stage}b", space_to_depth=use_space_to_depth(width, width))
+    # 3 output channels: padded to 8 (or, on space-to-depth blocks, 12 to 16) for tensor-core kernels.
+    blocks = use_space_to_depth(x.shape[-1], 3)
+    x = ChannelPaddedConv2D(3, 3, padding="same", channel_multiple=16 if blocks else 8, space_to_depth=blocks,
+                            name=f"{name}_rgb")(x)
     return keras.layers.Activation("tanh", dtype="float32", name="image")(x)

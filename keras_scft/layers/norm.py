@@ -6,7 +6,7 @@ import functools
 
 import keras
 
-from keras_scft.layers.padded_conv import ChannelPaddedConv2D
+from keras_scft.layers.padded_conv import ChannelPaddedConv2D, SpaceToDepthConv2D
 
 NORMS = ("instance", "batch", "group", "none")
 
@@ -30,13 +30,19 @@ def make_norm(kind: str, name: str | None = None) -> keras.layers.Layer:
 
 
 def conv_norm_act(x, filters: int, norm: str, name: str, strides: int = 1, kernel_size: int = 3,
-                  activation: str = "leaky_relu", channel_multiple: int = 1):
+                  activation: str = "leaky_relu", channel_multiple: int = 1, space_to_depth: bool = False):
     """3x3 conv -> norm -> LeakyReLU(0.2) (or ReLU) on a symbolic NHWC tensor.
 
-    ``channel_multiple`` > 1 pads the conv's channels inside the op (see ChannelPaddedConv2D).
+    ``channel_multiple`` > 1 pads the conv's channels inside the op and ``space_to_depth``
+    runs it on 2x2 space-to-depth blocks (see ChannelPaddedConv2D); the function is the same.
     """
-    conv = (keras.layers.Conv2D if channel_multiple == 1
-            else functools.partial(ChannelPaddedConv2D, channel_multiple=channel_multiple))
+    if space_to_depth and channel_multiple == 1:
+        conv = SpaceToDepthConv2D
+    elif space_to_depth or channel_multiple > 1:
+        conv = functools.partial(ChannelPaddedConv2D, channel_multiple=channel_multiple,
+                                 space_to_depth=space_to_depth)
+    else:
+        conv = keras.layers.Conv2D
     x = conv(filters, kernel_size, strides=strides, padding="same", use_bias=norm == "none",
              name=f"{name}_conv")(x)
     return norm_act(x, norm, name, activation)

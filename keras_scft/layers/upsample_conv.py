@@ -6,6 +6,9 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_scft.layers.space_to_depth_conv import (depth_to_space, space_to_depth,
+                                                   space_to_depth_kernel, use_space_to_depth)
+
 # Nearest 2x upsampling followed by a 3x3 "same" convolution: output row 2i + a reads the
 # low-resolution rows i - 1, i, i + 1 (index r = 0, 1, 2) through kernel rows k with
 # _PHASE_TAPS[a, r, k] = 1. Row phase 0: r0 <- k0, r1 <- k1 + k2; phase 1: r1 <- k0 + k1, r2 <- k2.
@@ -14,24 +17,26 @@ _PHASE_TAPS = np.array([[[1, 0, 0], [0, 1, 1], [0, 0, 0]],
                         [[0, 0, 0], [1, 1, 0], [0, 0, 1]]], dtype="float32")
 
 
-def upsample_concat_conv(x, skip, kernel):
+def upsample_concat_conv(x, skip, kernel, skip_blocks: bool = False):
     """``conv3x3_same(concat([nearest_upsample_2x(x), skip]), kernel)`` without the upsampled map
     or the concatenation.
 
     x [B, H, W, C_x], skip [B, 2H, 2W, C_skip], kernel [3, 3, C_x + C_skip, F] (x's channels
     first) -> [B, 2H, 2W, F]. The x part runs at x's resolution as one 3x3 conv with 4F
     outputs (the four sub-pixel phases, kernels summed from the original taps), rearranged
-    depth-to-space; the skip part is an ordinary conv; the two are added.
+    depth-to-space; the skip part is an ordinary conv; the two are added. With
+    ``skip_blocks`` the skip part runs on the skip's 2x2 space-to-depth blocks, whose
+    output has the x part's layout: the two are added before the one depth-to-space.
     """
     cx, filters = x.shape[-1], kernel.shape[-1]
     taps = ops.cast(_PHASE_TAPS, kernel.dtype)
     # [3 (row r), 3 (col c), C_x, 2 (row phase a), 2 (col phase b), F]
     phases = ops.einsum("ark,bcl,klio->rciabo", taps, taps, kernel[:, :, :cx])
     low = ops.conv(x, ops.reshape(phases, (3, 3, cx, 4 * filters)), padding="same")
-    shape = ops.shape(low)
-    low = ops.reshape(low, (shape[0], shape[1], shape[2], 2, 2, filters))
-    up = ops.reshape(ops.transpose(low, (0, 1, 3, 2, 4, 5)), (shape[0], 2 * shape[1], 2 * shape[2], filters))
-    return up + ops.conv(skip, kernel[:, :, cx:], padding="same")
+    if skip_blocks:
+        skip_kernel = space_to_depth_kernel(kernel[:, :, cx:])
+        return depth_to_space(low + ops.conv(space_to_depth(skip), skip_kernel, padding="same"))
+    return depth_to_space(low) + ops.conv(skip, kernel[:, :, cx:], padding="same")
 
 
 @keras.saving.register_keras_serializable(package="keras_scft")
@@ -64,7 +69,8 @@ class UpsampleConcatConv2D(keras.layers.Layer):
 
     def call(self, inputs):
         x, skip = inputs
-        out = upsample_concat_conv(x, skip, ops.cast(self.kernel, self.compute_dtype))
+        blocks = use_space_to_depth(skip.shape[-1], self.filters)
+        out = upsample_concat_conv(x, skip, ops.cast(self.kernel, self.compute_dtype), skip_blocks=blocks)
         return out + self.bias if self.use_bias else out
 
     def compute_output_shape(self, input_shape):

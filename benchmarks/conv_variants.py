@@ -1,0 +1,151 @@
+"""Milliseconds of the few-channel full-resolution 3x3 convolutions, computed in several ways.
+
+    KERAS_BACKEND=jax python benchmarks/conv_variants.py --size 256 --out conv_variants.jsonl
+
+For each convolution shape of the generator's 256x256 layers (and the VGG's first two), times
+the forward pass at the inference batch and forward + backward (input and kernel gradients)
+at the training batch, in bfloat16, for: ``plain`` (``keras.ops.conv``), ``pad8`` (channels
+zero-padded to 8, ChannelPaddedConv2D), ``s2d`` (on the 2x2 space-to-depth blocks,
+keras_scft.layers.space_to_depth_conv) and ``s2d_pad16`` (s2d with the block channels padded
+to 16). ``chain`` rows time two conv -> instance norm -> LeakyReLU blocks (an encoder's first
+two) so that the rearrangements' cost next to the norms shows. Prints one JSON line each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+SHAPES = {  # name: (input channels, output channels)
+    "sketch_block0 1->16": (1, 16),
+    "block1/decoder_s3b 16->16": (16, 16),
+    "reference_block0 3->16": (3, 16),
+    "decoder_rgb 16->3": (16, 3),
+    "vgg_conv1_1 3->64": (3, 64),
+    "vgg_conv1_2 64->64": (64, 64),
+}
+
+
+def padded(conv, multiple):
+    from keras import ops
+
+    def run(x, kernel):
+        cin, cout = kernel.shape[-2], kernel.shape[-1]
+        pin, pout = -cin % multiple, -cout % multiple
+        if pin:
+            x = ops.pad(x, [[0, 0]] * 3 + [[0, pin]])
+        if pin or pout:
+            kernel = ops.pad(kernel, [[0, 0], [0, 0], [0, pin], [0, pout]])
+        out = conv(x, kernel)
+        return out[..., :cout] if pout else out
+    return run
+
+
+def variants():
+    from keras import ops
+
+    from keras_scft.layers.space_to_depth_conv import space_to_depth_conv
+
+    def plain(x, kernel):
+        return ops.conv(x, kernel, padding="same")
+
+    return {
+        "plain": plain,
+        "pad8": padded(plain, 8),
+        "s2d": lambda x, k: space_to_depth_conv(x, k, conv=plain),
+        "s2d_pad16": lambda x, k: space_to_depth_conv(x, k, conv=padded(plain, 16)),
+    }
+
+
+def instance_norm_lrelu(x):
+    from keras import ops
+
+    x32 = ops.cast(x, "float32")
+    mean = ops.mean(x32, axis=(1, 2), keepdims=True)
+    var = ops.var(x32, axis=(1, 2), keepdims=True)
+    y = (x32 - mean) * ops.rsqrt(var + 1e-5)
+    return ops.cast(ops.leaky_relu(y, 0.2), x.dtype)
+
+
+def timed(fn, args, steps: int) -> float:
+    import jax
+
+    out = fn(*args)
+    jax.block_until_ready(out)
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - start)
+    return 1000 * float(np.median(times))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--infer-batch", type=int, default=64)
+    parser.add_argument("--train-batch", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--out", help="also append the JSON lines to this file")
+    args = parser.parse_args()
+
+    import jax
+    import jax.numpy as jnp
+
+    rng = np.random.default_rng(0)
+    device = f"{jax.devices()[0].platform}:{getattr(jax.devices()[0], 'device_kind', '?')}"
+    rows = []
+
+    def record(row):
+        row.update(device=device, size=args.size)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+
+    for name, (cin, cout) in SHAPES.items():
+        kernel = jnp.asarray(rng.normal(size=(3, 3, cin, cout)) * 0.1, jnp.bfloat16)
+        for mode, batch in (("forward", args.infer_batch), ("forward+backward", args.train_batch)):
+            x = jnp.asarray(rng.normal(size=(batch, args.size, args.size, cin)), jnp.bfloat16)
+            cot = jnp.asarray(rng.normal(size=(batch, args.size, args.size, cout)), jnp.bfloat16)
+            for variant, conv in variants().items():
+                if mode == "forward":
+                    fn = jax.jit(conv)
+                    call = (x, kernel)
+                else:
+                    def fwd_bwd(x, kernel, cot, conv=conv):
+                        out, vjp = jax.vjp(conv, x, kernel)
+                        return vjp(cot)
+                    fn = jax.jit(fwd_bwd)
+                    call = (x, kernel, cot)
+                record({"shape": name, "mode": mode, "batch": batch, "variant": variant,
+                        "ms": round(timed(fn, call, args.steps), 4)})
+
+    # Two encoder blocks (1 -> 16 -> 16), each conv -> instance norm -> LeakyReLU.
+    k0 = jnp.asarray(rng.normal(size=(3, 3, 1, 16)) * 0.1, jnp.bfloat16)
+    k1 = jnp.asarray(rng.normal(size=(3, 3, 16, 16)) * 0.1, jnp.bfloat16)
+    for mode, batch in (("forward", args.infer_batch), ("forward+backward", args.train_batch)):
+        x = jnp.asarray(rng.normal(size=(batch, args.size, args.size, 1)), jnp.bfloat16)
+        cot = jnp.asarray(rng.normal(size=(batch, args.size, args.size, 16)), jnp.bfloat16)
+        for variant in ("plain", "s2d"):
+            conv = variants()[variant]
+
+            def chain(x, k0, k1, conv=conv):
+                return instance_norm_lrelu(conv(instance_norm_lrelu(conv(x, k0)), k1))
+            if mode == "forward":
+                fn, call = jax.jit(chain), (x, k0, k1)
+            else:
+                def fwd_bwd(x, k0, k1, cot, chain=chain):
+                    out, vjp = jax.vjp(chain, x, k0, k1)
+                    return vjp(cot)
+                fn, call = jax.jit(fwd_bwd), (x, k0, k1, cot)
+            record({"shape": "chain encoder block0+1 (conv-norm-lrelu x2)", "mode": mode, "batch": batch,
+                    "variant": variant, "ms": round(timed(fn, call, args.steps), 4)})
+    if args.out:
+        with open(args.out, "a") as f:
+            f.writelines(json.dumps(r) + "\n" for r in rows)
+
+
+if __name__ == "__main__":
+    main()
