@@ -73,6 +73,28 @@ def triplet_loss_from_scores(s_pos, s_neg, valid, margin: float = 12.0):
     return ops.mean(per_example)
 
 
+TRIPLET_CELLS = ("all", "foreground")
+
+
+def foreground_cells(images, grid: tuple[int, int], white: float = 0.9, min_fraction: float = 0.1):
+    """Which cells of a grid over the images hold drawing, not white paper.
+
+    Args:
+        images: float [B, H, W, 3] in [-1, 1] (the training targets); H, W multiples of the grid.
+        grid: (h, w) cells, row-major like the SCFT positions.
+        white: a pixel whose darkest channel is at or above this is paper (0.9 ~ 242 of 255).
+        min_fraction: a cell with at least this fraction of non-paper pixels is foreground.
+
+    Returns:
+        float32 [B, h * w], 1.0 for foreground cells.
+    """
+    h, w = grid
+    shape = ops.shape(images)
+    ink = _f32(ops.min(_f32(images), axis=-1) < white)
+    ink = ops.reshape(ink, (shape[0], h, shape[1] // h, w, shape[2] // w))
+    return ops.reshape(_f32(ops.mean(ink, axis=(2, 4)) >= min_fraction), (shape[0], h * w))
+
+
 def triplet_loss(logits, positive, negative, valid, margin: float = 12.0):
     """L_tr, the similarity-based triplet loss on SCFT logits [B, N, M] (see the two helpers)."""
     s_pos, s_neg = triplet_scores(logits, positive, negative)

@@ -81,6 +81,7 @@ class ColorizerModel(keras.Model):
         self.loss_weights = dict(DEFAULT_LOSS_WEIGHTS)
         self.gan_loss = "lsgan"
         self.triplet_margin = 12.0
+        self.triplet_cells = "all"
         self._trackers = {name: keras.metrics.Mean(name=name) for name in TRAIN_METRICS + ("psnr",)}
         # Every sub-network is a built functional model (or stateless), so the model's
         # variables all exist now; fit() must not try to trace call() on raw-image batches.
@@ -95,7 +96,7 @@ class ColorizerModel(keras.Model):
 
     # ------------------------------------------------------------------ compile
     def compile(self, g_optimizer=None, d_optimizer=None, loss_weights: dict | None = None,
-                gan_loss: str = "lsgan", triplet_margin: float = 12.0, **kwargs):
+                gan_loss: str = "lsgan", triplet_margin: float = 12.0, triplet_cells: str = "all", **kwargs):
         """Configure training.
 
         Args:
@@ -104,6 +105,9 @@ class ColorizerModel(keras.Model):
                 that loss's computation entirely.
             gan_loss: ``"lsgan"`` (public code) or ``"bce"`` (the paper's form).
             triplet_margin: gamma of the triplet loss (12 in the paper).
+            triplet_cells: ``"all"`` valid sketch cells (the paper) or only ``"foreground"``
+                ones (:func:`keras_scft.losses.foreground_cells` of the target: meant for
+                ``keep_white`` training, where the target's paper stays white).
             kwargs: passed to ``keras.Model.compile`` (``steps_per_execution``, ``jit_compile``).
         """
         unknown = set(loss_weights or {}) - set(DEFAULT_LOSS_WEIGHTS)
@@ -111,12 +115,15 @@ class ColorizerModel(keras.Model):
             raise ValueError(f"unknown loss weights {sorted(unknown)}; allowed: {sorted(DEFAULT_LOSS_WEIGHTS)}")
         if gan_loss not in losses.GAN_LOSSES:
             raise ValueError(f"gan_loss must be one of {losses.GAN_LOSSES}, got {gan_loss!r}")
+        if triplet_cells not in losses.TRIPLET_CELLS:
+            raise ValueError(f"triplet_cells must be one of {losses.TRIPLET_CELLS}, got {triplet_cells!r}")
         self.loss_weights = {**DEFAULT_LOSS_WEIGHTS, **{k: float(v) for k, v in (loss_weights or {}).items()}}
         if self.perceptual is None and (self.loss_weights["perceptual"] or self.loss_weights["style"]):
             raise ValueError("perceptual and style loss weights need a perceptual network: pass "
                              "perceptual='imagenet' | 'lpips' | <weights path>, or set both weights to 0")
         self.gan_loss = gan_loss
         self.triplet_margin = float(triplet_margin)
+        self.triplet_cells = triplet_cells
         self.g_optimizer = g_optimizer or keras.optimizers.Adam(1e-4, beta_1=0.5, beta_2=0.999)
         self.d_optimizer = d_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5, beta_2=0.999)
         generator_ids = {id(v) for v in self.generator.trainable_variables}
@@ -132,6 +139,7 @@ class ColorizerModel(keras.Model):
             "g_optimizer": keras.saving.serialize_keras_object(self.g_optimizer),
             "d_optimizer": keras.saving.serialize_keras_object(self.d_optimizer),
             "loss_weights": self.loss_weights, "gan_loss": gan_loss, "triplet_margin": self.triplet_margin,
+            "triplet_cells": triplet_cells,
         }
 
     def get_compile_config(self):
@@ -187,8 +195,13 @@ class ColorizerModel(keras.Model):
         if w["adversarial"]:
             terms["adv"] = losses.generator_adversarial_loss(fake_logits, self.gan_loss)
         if w["triplet"]:
+            valid = batch["valid"]
+            if self.triplet_cells == "foreground":
+                stride = self.generator.stride
+                grid = (image.shape[1] // stride, image.shape[2] // stride)
+                valid = ops.cast(valid, "float32") * losses.foreground_cells(batch["target"], grid)
             terms["tr"] = losses.triplet_loss(logits, batch["correspondence"], batch["negative"],
-                                              batch["valid"], self.triplet_margin)
+                                              valid, self.triplet_margin)
         if w["perceptual"]:
             terms["perc"] = losses.perceptual_loss(*features)
         if w["style"]:

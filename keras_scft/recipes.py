@@ -91,6 +91,9 @@ SCHEMA: dict[str, Any] = {
                     for k, v in LOSS_WEIGHTS.items()},
         "gan": Field("str", "lsgan", "adversarial loss form", choices=("lsgan", "bce")),
         "triplet_margin": Field("float", 12.0, "gamma of the triplet loss", minimum=0.0),
+        "triplet_cells": Field("str", "all", "sketch cells the triplet loss trains: all (paper) or "
+                               "foreground (not white paper in the target; for augment.keep_white)",
+                               choices=("all", "foreground")),
     },
     "optimizer": {
         "g_learning_rate": Field("float", 1e-4, "generator Adam learning rate", minimum=0.0),

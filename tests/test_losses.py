@@ -75,3 +75,37 @@ def test_triplet_is_the_mean_of_per_example_means():
     logits[1, 1, 1] = 4.0  # example 1, position 1: hinge 16
     # example 0: 12 ; example 1: (12 + 16) / 2 = 14 -> mean 13
     assert float(losses.triplet_loss(logits, positive, negative, valid)) == pytest.approx(13.0)
+
+
+def test_foreground_cells_mark_cells_with_enough_non_white_pixels():
+    images = np.ones((2, 8, 12, 3), "float32")  # white paper, a 2 x 3 grid of 4 x 4 cells
+    images[0, 0:2, 0:1] = -1.0  # 2 of 16 pixels dark: 12.5% >= 10%
+    images[0, 5, 9] = [1.0, 1.0, 0.5]  # 1 of 16 with one channel below white: 6.25% < 10%
+    images[1, 4:8, 4:8, 1] = 0.0  # a whole green-less cell
+    cells = np.asarray(losses.foreground_cells(images, (2, 3)))
+    np.testing.assert_array_equal(cells, [[1, 0, 0, 0, 0, 0], [0, 0, 0, 0, 1, 0]])
+
+
+def test_foreground_triplet_trains_only_drawn_cells():
+    """triplet_cells="foreground": on an all-white target no cell trains (loss 0); with ink in
+    one cell the loss is that cell's hinge alone."""
+    from tests.helpers import tiny_colorizer
+
+    model = tiny_colorizer()
+    model.compile(loss_weights={"perceptual": 0, "style": 0, "adversarial": 0}, triplet_cells="foreground")
+    logits = np.zeros((1, 4, 4), "float32")
+    logits[0, 2, 3] = 5.0  # cell 2's positive scores 5: hinge 12 - 5 = 7; the others 12
+    batch = {"target": np.ones((1, 32, 32, 3), "float32"), "valid": np.ones((1, 4), "float32"),
+             "correspondence": np.array([[3, 3, 3, 3]]), "negative": np.array([[0, 0, 0, 0]])}
+    image = np.ones((1, 32, 32, 3), "float32")
+    _, terms = model.generator_objective(image, logits, batch)
+    assert float(terms["tr"]) == 0.0
+    batch["target"][0, 0:16, 0:16] = -1.0  # cell 0 (row 0, col 0): hinge 12
+    batch["target"][0, 16:32, 0:16] = -1.0  # cell 2 (row 1, col 0): hinge 7
+    _, terms = model.generator_objective(image, logits, batch)
+    assert float(terms["tr"]) == pytest.approx((12.0 + 7.0) / 2)
+    model.compile(loss_weights={"perceptual": 0, "style": 0, "adversarial": 0})  # "all": four cells
+    _, terms = model.generator_objective(image, logits, batch)
+    assert float(terms["tr"]) == pytest.approx((12.0 * 3 + 7.0) / 4)
+    with pytest.raises(ValueError, match="triplet_cells must be one of"):
+        model.compile(triplet_cells="background")
