@@ -56,6 +56,8 @@ class ImageSource:
     Attributes:
         paths: the listed (header-readable) files in iteration order; for paired sources,
             the color files.
+        files: every header-readable file the records are read from (line art included), in
+            the order they were checked (what a cache of the decoded records depends on).
         has_sketch: whether records carry a ``"sketch"``.
     """
 
@@ -63,6 +65,7 @@ class ImageSource:
 
     def __init__(self) -> None:
         self.paths: list[Path] = []
+        self.files: list[Path] = []
         self._skipped: dict[Path, str] = {}
 
     @property
@@ -147,6 +150,7 @@ class ImageSource:
                 readable.append(path)
             except (UnreadableImageError, OSError) as error:
                 self._skip(path, str(error))
+        self.files.extend(readable)
         return readable
 
 

@@ -34,6 +34,7 @@ from pathlib import Path
 import keras
 
 from keras_scft.augment.example import SelfAugment
+from keras_scft.data.array_cache import load_arrays_cached
 from keras_scft.data.io import write_atomic
 from keras_scft.data.pipeline import (ImageBatches, augmented_tf_dataset, load_arrays, shard_of_batches, steps_for,
                                       validation_examples)
@@ -221,7 +222,8 @@ def train(recipe: dict, resume: bool = True, progress: bool = True, processes: P
 
     train_source, val_source = open_training_data(recipe)
     size = recipe["data"]["image_size"]
-    arrays = load_arrays(train_source, size, recipe["data"]["limit"], progress=progress)
+    load = load_arrays_cached if recipe["data"]["cache"] else load_arrays
+    arrays = load(train_source, size, recipe["data"]["limit"], progress=progress)
     if val_source is None:  # hold out the end of a seeded permutation
         import numpy as np
 

@@ -36,10 +36,13 @@ def tiny_recipe(tmp_path, sample_dir, **sections):
 
 @pytest.mark.slow
 @pytest.mark.multi_backend
-def test_tiny_recipe_end_to_end(tmp_path, sample_dir):
+def test_tiny_recipe_end_to_end(tmp_path, sample_dir, monkeypatch):
+    monkeypatch.setenv("KERAS_SCFT_CACHE", str(tmp_path / "cache"))
     recipe = validate(tiny_recipe(tmp_path, sample_dir))
     recipe["name"] = "tiny"
     final = train(recipe, progress=False)
+    (entry,) = (tmp_path / "cache" / "arrays").iterdir()  # the decoded images, for the next run
+    assert sorted(p.name for p in entry.iterdir()) == ["image.npy", "sketch.npy"]
     run = tmp_path / "run"
     assert final["steps"] == 4 and np.isfinite(final["loss_g"])
     assert [s for s, _ in list_checkpoints(run / "checkpoints")] == [2, 4]
