@@ -27,13 +27,14 @@ FORMAT = 1
 
 def arrays_key(source: ImageSource, image_size: int, limit: int | None) -> str:
     """Hex digest naming the cache entry of ``load_arrays(source, image_size, limit)``."""
+    # abspath, not resolve(): no system call per path component (half the cached load's time).
     digest = hashlib.sha256(json.dumps({
         "format": FORMAT, "source": type(source).__name__, "image_size": int(image_size), "limit": limit,
-        "order": [str(Path(p).resolve()) for p in source.paths],
+        "order": [os.path.abspath(p) for p in source.paths],
     }).encode())
     for path in source.files:
-        stat = Path(path).stat()
-        digest.update(f"{Path(path).resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        stat = os.stat(path)
+        digest.update(f"{os.path.abspath(path)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:32]
 
 
