@@ -43,7 +43,11 @@ def space_to_depth_kernel(kernel):
     return ops.reshape(big, (3, 3, 4 * c, 4 * f))
 
 
-def space_to_depth_conv(x, kernel, conv=None):
+def _same_conv(x, kernel):
+    return ops.conv(x, kernel, padding="same")
+
+
+def space_to_depth_conv(x, kernel, conv=_same_conv):
     """``conv3x3_same_stride1(x, kernel)`` as a conv of the 2x2 space-to-depth blocks of x.
 
     x [B, H, W, C] with even H and W, kernel [3, 3, C, F] -> [B, H, W, F]. The convolution runs
@@ -52,9 +56,7 @@ def space_to_depth_conv(x, kernel, conv=None):
     need at 1-32 channels) and is rearranged depth-to-space. Same sums, other order.
     ``conv(inputs, kernel)`` does the inner "same" convolution (default ``keras.ops.conv``).
     """
-    big = space_to_depth_kernel(kernel)
-    inner = conv(space_to_depth(x), big) if conv else ops.conv(space_to_depth(x), big, padding="same")
-    return depth_to_space(inner)
+    return depth_to_space(conv(space_to_depth(x), space_to_depth_kernel(kernel)))
 
 
 # Largest channel count (input or output) for which the generator computes a 3x3 stride-1 conv on
