@@ -29,34 +29,23 @@ SHAPES = {  # name: (input channels, output channels)
 }
 
 
-def padded(conv, multiple):
-    from keras import ops
-
-    def run(x, kernel):
-        cin, cout = kernel.shape[-2], kernel.shape[-1]
-        pin, pout = -cin % multiple, -cout % multiple
-        if pin:
-            x = ops.pad(x, [[0, 0]] * 3 + [[0, pin]])
-        if pin or pout:
-            kernel = ops.pad(kernel, [[0, 0], [0, 0], [0, pin], [0, pout]])
-        out = conv(x, kernel)
-        return out[..., :cout] if pout else out
-    return run
-
-
 def variants():
     from keras import ops
 
+    from keras_scft.layers.padded_conv import channel_padded_conv
     from keras_scft.layers.space_to_depth_conv import space_to_depth_conv
 
     def plain(x, kernel):
         return ops.conv(x, kernel, padding="same")
 
+    def padded(multiple):
+        return lambda x, kernel: channel_padded_conv(x, kernel, multiple, plain)
+
     return {
         "plain": plain,
-        "pad8": padded(plain, 8),
+        "pad8": padded(8),
         "s2d": lambda x, k: space_to_depth_conv(x, k, conv=plain),
-        "s2d_pad16": lambda x, k: space_to_depth_conv(x, k, conv=padded(plain, 16)),
+        "s2d_pad16": lambda x, k: space_to_depth_conv(x, k, conv=padded(16)),
     }
 
 

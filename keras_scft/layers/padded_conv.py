@@ -9,6 +9,20 @@ from keras import ops
 from keras_scft.layers.space_to_depth_conv import space_to_depth_conv
 
 
+def channel_padded_conv(inputs, kernel, multiple: int, conv):
+    """``conv(inputs, kernel)`` with input and output channels zero-padded up to a multiple of
+    ``multiple`` inside, the padded outputs dropped: the same result. inputs [..., C], kernel
+    [..., C, F] -> [..., F]."""
+    cin, cout = kernel.shape[-2], kernel.shape[-1]
+    pad_in, pad_out = -cin % multiple, -cout % multiple
+    if pad_in:
+        inputs = ops.pad(inputs, [[0, 0]] * (len(inputs.shape) - 1) + [[0, pad_in]])
+    if pad_in or pad_out:
+        kernel = ops.pad(kernel, [[0, 0]] * (len(kernel.shape) - 2) + [[0, pad_in], [0, pad_out]])
+    out = conv(inputs, kernel)
+    return out[..., :cout] if pad_out else out
+
+
 @keras.saving.register_keras_serializable(package="keras_scft")
 class ChannelPaddedConv2D(keras.layers.Conv2D):
     """``keras.layers.Conv2D`` that pads input and output channels with zeros up to a multiple
@@ -45,14 +59,7 @@ class ChannelPaddedConv2D(keras.layers.Conv2D):
                     f"{self.dilation_rate}, groups {self.groups}, data_format {self.data_format!r}")
 
     def _padded_convolution(self, inputs, kernel):
-        cin, cout = kernel.shape[-2], kernel.shape[-1]
-        pad_in, pad_out = -cin % self.channel_multiple, -cout % self.channel_multiple
-        if pad_in:
-            inputs = ops.pad(inputs, [[0, 0]] * (len(inputs.shape) - 1) + [[0, pad_in]])
-        if pad_in or pad_out:
-            kernel = ops.pad(kernel, [[0, 0]] * (len(kernel.shape) - 2) + [[0, pad_in], [0, pad_out]])
-        out = super().convolution_op(inputs, kernel)
-        return out[..., :cout] if pad_out else out
+        return channel_padded_conv(inputs, kernel, self.channel_multiple, super().convolution_op)
 
     def convolution_op(self, inputs, kernel):
         height, width = inputs.shape[1], inputs.shape[2]
