@@ -27,7 +27,7 @@ class RecipeError(ValueError):
 class Field:
     """One recipe field: its type, default, allowed values and a one-line description."""
 
-    kind: str  # int | float | str | bool | int_list | float_list | float_pair | dict | any
+    kind: str  # int | float | str | bool | share (bool or number in [0, 1]) | int_list | float_list | float_pair | dict | any
     default: Any
     help: str
     choices: tuple | None = None
@@ -61,7 +61,8 @@ SCHEMA: dict[str, Any] = {
                        "step (inside the train step, on the accelerator), auto (data on TensorFlow, "
                        "step on JAX)", choices=("auto", "data", "step")),
         "color_shift": Field("float", 1.0, "max per-channel shift of a(.) in [-1, 1] units", minimum=0.0),
-        "keep_white": Field("bool", False, "no colour shift on near-white pixels (white paper stays white)"),
+        "keep_white": Field("share", False, "no colour shift on near-white pixels (white paper stays white): "
+                            "true, false, or the share of examples it applies to (0.5 = half)"),
         "tps_grid": Field("int", 5, "TPS control grid size", minimum=2),
         "tps_jitter": Field("float", 0.1, "TPS control-point jitter (image = [-1, 1])", minimum=0.0),
         "tps_scale": Field("float_pair", [0.9, 1.1], "random scale range of the warp"),
@@ -167,6 +168,9 @@ def _check(path: str, field: Field, value: Any) -> Any:
     elif kind == "bool":
         if not isinstance(value, bool):
             raise _type_error(path, "true or false", value)
+    elif kind == "share":
+        if not isinstance(value, bool) and not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
+            raise _type_error(path, "true, false or a number in [0, 1]", value)
     elif kind in ("int_list", "float_list", "float_pair"):
         item = int if kind == "int_list" else (int, float)
         if not isinstance(value, list) or any(isinstance(v, bool) or not isinstance(v, item) for v in value):

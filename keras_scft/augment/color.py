@@ -24,15 +24,19 @@ WHITE_RAMP = (0.7, 0.9)
 none above the second (~242), linear in between (anti-aliased edges get part of it)."""
 
 
-def color_shift(B: Backend, images, shift, keep_white: bool = False):
+def color_shift(B: Backend, images, shift, keep_white=False):
     """Apply a(.): images float [N, H, W, 3] in [-1, 1], shift [N, 3] -> [N, H, W, 3] in [-1, 1].
 
     ``keep_white``: scale the shift by how far a pixel's darkest channel is below white
-    (:data:`WHITE_RAMP`), so white stays white.
+    (:data:`WHITE_RAMP`), so white stays white. A Python bool applies to every image; a
+    boolean [N] tensor chooses per image.
     """
     shift = shift[:, None, None, :]
-    if keep_white:
-        darkest = B.numpy.minimum(B.numpy.minimum(images[..., 0:1], images[..., 1:2]), images[..., 2:3])
-        low, high = WHITE_RAMP
-        shift = shift * B.numpy.clip((high - darkest) / (high - low), 0.0, 1.0)
-    return B.numpy.clip(images + shift, -1.0, 1.0)
+    if keep_white is False:
+        return B.numpy.clip(images + shift, -1.0, 1.0)
+    darkest = B.numpy.minimum(B.numpy.minimum(images[..., 0:1], images[..., 1:2]), images[..., 2:3])
+    low, high = WHITE_RAMP
+    fade = B.numpy.clip((high - darkest) / (high - low), 0.0, 1.0)
+    if keep_white is not True:
+        fade = B.numpy.where(keep_white[:, None, None, None], fade, 1.0)
+    return B.numpy.clip(images + shift * fade, -1.0, 1.0)

@@ -48,7 +48,9 @@ class SelfAugment(AugmentLayer):
     Args:
         feature_stride: encoder downsampling factor; sets the correspondence grid.
         color_shift: max per-channel shift of a(.) (0 disables it).
-        keep_white: fade the shift out on near-white pixels (white paper stays white).
+        keep_white: fade the shift out on near-white pixels (white paper stays white): True,
+            False, or the share of examples it applies to (a number in [0, 1], drawn per
+            example; the other examples get the shift everywhere, tinted paper included).
         tps_grid, tps_jitter, tps_scale, tps_rotation, tps_translation: the warp s(.):
             control grid size, uniform jitter of each control point (normalized units,
             image = [-1, 1]), random scale range, max rotation (degrees), max shift.
@@ -64,7 +66,7 @@ class SelfAugment(AugmentLayer):
         self,
         feature_stride: int = 16,
         color_shift: float = 1.0,
-        keep_white: bool = False,
+        keep_white: bool | float = False,
         tps_grid: int = 5,
         tps_jitter: float = 0.1,
         tps_scale: tuple[float, float] = (0.9, 1.1),
@@ -81,7 +83,12 @@ class SelfAugment(AugmentLayer):
         super().__init__(**kwargs)
         self.feature_stride = int(feature_stride)
         self.color_shift = float(color_shift)
-        self.keep_white = bool(keep_white)
+        if isinstance(keep_white, bool):
+            self.keep_white = keep_white
+        elif isinstance(keep_white, (int, float)) and 0.0 <= keep_white <= 1.0:
+            self.keep_white = float(keep_white)
+        else:
+            raise ValueError(f"keep_white must be true, false or a share in [0, 1]; got {keep_white!r}")
         self.tps_grid = int(tps_grid)
         self.tps_jitter = float(tps_jitter)
         self.tps_scale = tuple(float(v) for v in tps_scale)
@@ -128,6 +135,8 @@ class SelfAugment(AugmentLayer):
             ),
             "use_given": uniform((batch_size,)) < self.given_sketch_prob,
             "negative_noise": uniform((batch_size, gh * gw, 2)),
+            # drawn last and only for a share, so that True/False keep the other draws as before
+            **({"keep_white": uniform((batch_size,)) < self.keep_white} if 0.0 < self.keep_white < 1.0 else {}),
         }
 
     def apply(self, images, params: dict, sketch=None, uint8_input: bool | None = None) -> dict:
@@ -148,7 +157,7 @@ class SelfAugment(AugmentLayer):
             if sketch is not None:
                 given = to_signed_unit(B, sketch, uint8_input)
                 drawn = B.numpy.where(params["use_given"][:, None, None, None], given, drawn)
-        target = color_shift(B, images, params["shift"], self.keep_white)
+        target = color_shift(B, images, params["shift"], params.get("keep_white", self.keep_white >= 1.0))
         dst = params["dst"]
         coefficients = fit_tps(B, dst, control_grid(B, self.tps_grid))
         reference = tps_warp(B, target, dst, coefficients, self.fill_mode, self.fill_value)

@@ -27,3 +27,12 @@ def test_keep_white_fades_the_shift_out_on_white_paper():
     np.testing.assert_allclose(out[0, 0, 1], [middle - 0.2, 1.0, 0.9], atol=1e-6)  # half shift (clipped)
     np.testing.assert_allclose(out[0, 0, 2], [1.0, 1.0, 1.0], atol=1e-6)  # white stays white
     np.testing.assert_allclose(out[0, 0, 3], [high, high, 1.0], atol=1e-6)  # at the top of the ramp: none
+
+
+def test_keep_white_per_image_applies_only_where_chosen():
+    images = np.ones((2, 1, 1, 3), "float32")  # white paper in both images
+    shift = np.array([[-0.4, -0.4, -0.4], [-0.4, -0.4, -0.4]])
+    chosen = active_backend().core.convert_to_tensor(np.array([True, False]))
+    out = _shift(images, shift, keep_white=chosen)
+    np.testing.assert_allclose(out[0, 0, 0], [1.0, 1.0, 1.0], atol=1e-6)  # kept white
+    np.testing.assert_allclose(out[1, 0, 0], [0.6, 0.6, 0.6], atol=1e-6)  # tinted like keep_white=False

@@ -84,6 +84,30 @@ def test_config_round_trip():
 
 
 @pytest.mark.multi_backend
+def test_keep_white_share_keeps_the_paper_of_that_share_white():
+    images = np.full((64, 32, 32, 3), 255, "uint8")  # white paper only
+    images[:, 12:20, 12:20] = 40
+    identity = dict(tps_jitter=0.0, tps_scale=(1, 1), tps_rotation=0, tps_translation=0, color_shift=0.5, seed=5)
+
+
+    def white_paper(keep_white):  # images whose paper stays white, and the example
+        out = _np(SelfAugment(keep_white=keep_white, **identity)(images))
+        return int(np.all(out["target"][:, 0, 0] == 1.0, axis=-1).sum()), out
+
+    # without keep_white, paper stays white only where all three shifts are >= 0 (1 in 8)
+    (always, a), (half, _), (never, b) = white_paper(True), white_paper(0.5), white_paper(False)
+    assert always == 64 and never <= 20 and 22 <= half <= 52  # expected 64, 8, 36 (each ~1e-4 outside)
+    # True / False draw nothing extra: every other random quantity is as before
+    np.testing.assert_array_equal(a["negative"], b["negative"])
+
+
+def test_keep_white_must_be_a_bool_or_a_share():
+    with pytest.raises(ValueError, match="keep_white must be true, false or a share in"):
+        SelfAugment(keep_white=1.5)
+    assert SelfAugment.from_config(SelfAugment(keep_white=0.25).get_config()).keep_white == 0.25
+
+
+@pytest.mark.multi_backend
 def test_runs_inside_tf_data_graph():
     """tf.data map under any Keras backend (DataLayer switches the ops to TensorFlow)."""
     tf = pytest.importorskip("tensorflow")

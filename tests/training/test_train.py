@@ -82,6 +82,9 @@ def test_recipe_errors_name_the_field(tmp_path, sample_dir):
         validate({"model": {"norm": "layer"}, "train": {"steps": 1}})
     with pytest.raises(RecipeError, match="data.image_size"):
         validate({"data": {"image_size": 40}, "train": {"steps": 1}})
+    with pytest.raises(RecipeError, match='"augment.keep_white": expected true, false or a number in'):
+        validate({"augment": {"keep_white": 2}, "train": {"steps": 1}})
+    assert validate({"augment": {"keep_white": 0.5}, "train": {"steps": 1}})["augment"]["keep_white"] == 0.5
     with pytest.raises(RecipeError, match="give one of them"):
         validate({})
     path = tmp_path / "r.json"
