@@ -45,16 +45,41 @@ def category(name: str) -> str:
     return "other"
 
 
-_HLO_OP = re.compile(r'^\s*(?:ROOT\s+)?%?([\w.\-]+) = [^\n]*?op_name="([^"]*)"', re.M)
+_HLO_LINE = re.compile(r'^\s+(?:ROOT\s+)?%?([\w.\-]+) = ')
+_OP_NAME = re.compile(r'op_name="([^"]*)"')
+_CALLS = re.compile(r'calls=%?([\w.\-]+)')
 
 
 def hlo_op_names(hlo_text: str) -> dict[str, str]:
     """Map each HLO instruction name (``loop_add_fusion.12``) to its ``op_name`` metadata, also
-    under the name of the GPU kernel XLA emits for it (``loop_add_fusion_12``)."""
-    names = {}
-    for m in _HLO_OP.finditer(hlo_text):
-        names[m.group(1)] = names[m.group(1).replace(".", "_")] = m.group(2)
-    return names
+    under the name of the GPU kernel XLA emits for it (``loop_add_fusion_12``).
+
+    A fusion without metadata of its own gets the ``op_name`` of the model part most of its
+    fused instructions come from (an optimizer update fused with the gradient's transpose is
+    ``adam``), so kernels of fusions are attributed too.
+    """
+    names, fused, calls = {}, collections.defaultdict(list), {}
+    computation = None
+    for line in hlo_text.splitlines():
+        if line and not line[0].isspace():
+            computation = line.split(" ", 1)[0].lstrip("%") if line.rstrip().endswith("{") else None
+            continue
+        m = _HLO_LINE.match(line)
+        if not m:
+            continue
+        op_name, called = _OP_NAME.search(line), _CALLS.search(line)
+        if op_name:
+            names[m.group(1)] = op_name.group(1)
+            if computation:
+                fused[computation].append(op_name.group(1))
+        elif called:
+            calls[m.group(1)] = called.group(1)
+    for name, computation in calls.items():
+        parts = collections.Counter(scope(op) for op in fused.get(computation, ()))
+        if parts:
+            part = parts.most_common(1)[0][0]
+            names[name] = next(op for op in fused[computation] if scope(op) == part)
+    return {**names, **{name.replace(".", "_"): op for name, op in names.items()}}
 
 
 def scope(op_name: str, depth: int = 2) -> str:
@@ -116,8 +141,9 @@ def summarize_trace(events: list[dict], steps: int, top: int = 25, op_names: dic
             kernels[e.get("name", "?")][0] += e["dur"]
             kernels[e.get("name", "?")][1] += 1
             if op_names is not None:
-                op = e.get("args", {}).get("hlo_op") or e.get("name", "?")
-                scopes[scope(op_names[op]) if op in op_names else "(unattributed)"] += e["dur"] / 1e3 / steps
+                # inside a CUDA graph the event's hlo_op is the command buffer: use the kernel name
+                op = next((op for op in (e.get("args", {}).get("hlo_op"), e.get("name")) if op in op_names), None)
+                scopes[scope(op_names[op]) if op else "(unattributed)"] += e["dur"] / 1e3 / steps
     total_us = sum(v[0] for v in kernels.values()) or 1.0
     categories = collections.defaultdict(float)
     for name, (dur, _) in kernels.items():
