@@ -109,3 +109,29 @@ def test_foreground_triplet_trains_only_drawn_cells():
     assert float(terms["tr"]) == pytest.approx((12.0 * 3 + 7.0) / 4)
     with pytest.raises(ValueError, match="triplet_cells must be one of"):
         model.compile(triplet_cells="background")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_gram_gradient_is_the_autodiff_one(dtype):
+    """The one-matmul gradient F (dG + dG^T) equals autodiff of F^T F, in the features' dtype."""
+    import keras
+    from keras import ops
+
+    from tests.helpers import vjp
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(2, 4, 5, 3)).astype("float32")
+    cotangent = rng.normal(size=(2, 3, 3)).astype("float32")  # not symmetric
+
+    def autodiff(f):
+        f = ops.reshape(ops.cast(f, "float32"), (2, 20, 3))
+        return ops.matmul(ops.transpose(f, (0, 2, 1)), f) / 60.0
+
+    def ours(f):
+        return losses.gram_matrix(ops.cast(f, dtype))
+
+    (expected,) = vjp(autodiff, [x], cotangent)
+    (got,) = vjp(ours, [x], cotangent)
+    tolerance = 1e-5 if dtype == "float32" else 2e-2
+    np.testing.assert_allclose(got, expected, rtol=tolerance, atol=tolerance * np.abs(expected).max())
+    assert keras.ops.convert_to_numpy(ours(x)).dtype == np.float32  # the Gram itself is float32
