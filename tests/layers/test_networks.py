@@ -72,6 +72,18 @@ def test_spectral_norm_divides_by_the_largest_singular_value():
     assert sigma == pytest.approx(1.0, abs=1e-3)
 
 
+def test_spectral_norm_output_is_the_conv_with_the_normalized_kernel():
+    """conv(x, W) / sigma, as computed, equals conv(x, W / sigma) (stride 2, as in D)."""
+    x = np.random.default_rng(0).normal(size=(2, 8, 8, 4)).astype("float32")
+    layer = SpectralNormConv2D(6, 4, strides=2, padding="same", bias_initializer="random_normal")
+    layer.build(x.shape)
+    plain = keras.layers.Conv2D(6, 4, strides=2, padding="same")
+    plain.build(x.shape)
+    kernel, _ = layer.normalized_kernel()
+    plain.set_weights([np.asarray(kernel), np.asarray(layer.bias)])
+    np.testing.assert_allclose(np.asarray(layer(x)), np.asarray(plain(x)), rtol=1e-5, atol=1e-5)
+
+
 def test_spectral_norm_state_survives_save(tmp_path):
     x = np.random.default_rng(0).normal(size=(1, 8, 8, 4)).astype("float32")
     run_layer_test(lambda: SpectralNormConv2D(6, 3, padding="same"), x, tmp_path, atol=1e-5)
