@@ -22,9 +22,8 @@ _CONVS = (keras.layers.Conv2D, UpsampleConcatConv2D)
 
 def _layer_flops(layer, inputs, output) -> int:
     if isinstance(layer, _CONVS):
-        kh, kw, cin, _ = layer.kernel.shape
-        _, h, w, cout = output.shape
-        return 2 * h * w * cout * cin * kh * kw
+        _, h, w, _ = output.shape  # kh * kw * cin * cout multiply-adds per position, any kernel layout
+        return 2 * h * w * math.prod(layer.kernel.shape)
     if isinstance(layer, keras.layers.Dense):
         return 2 * math.prod(output.shape[:-1]) * layer.kernel.shape[0] * layer.kernel.shape[1]
     if isinstance(layer, SCFTAttention):

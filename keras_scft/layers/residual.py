@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import keras
 
+from keras_scft.layers.filter_major_conv import FilterMajorConv2D
 from keras_scft.layers.norm import make_norm
 
 
 @keras.saving.register_keras_serializable(package="keras_scft")
 class ResidualBlock(keras.layers.Layer):
-    """x + norm(conv(relu(norm(conv(x))))) with 3x3 convs at the input width. Same shape out."""
+    """x + norm(conv(relu(norm(conv(x))))) with 3x3 convs at the input width. Same shape out.
+
+    The convs keep their kernels output-channel-major (:class:`FilterMajorConv2D`: the
+    layout of cuDNN's weight gradients, so Adam updates these 71M-parameter kernels in
+    place); files saved with ``Conv2D`` kernels load into them.
+    """
 
     def __init__(self, norm: str = "instance", **kwargs):
         super().__init__(**kwargs)
@@ -18,9 +24,9 @@ class ResidualBlock(keras.layers.Layer):
     def build(self, input_shape):
         channels = input_shape[-1]
         bias = self.norm == "none"
-        self.conv1 = keras.layers.Conv2D(channels, 3, padding="same", use_bias=bias, name="conv1")
+        self.conv1 = FilterMajorConv2D(channels, 3, padding="same", use_bias=bias, name="conv1")
         self.norm1 = make_norm(self.norm, name="norm1")
-        self.conv2 = keras.layers.Conv2D(channels, 3, padding="same", use_bias=bias, name="conv2")
+        self.conv2 = FilterMajorConv2D(channels, 3, padding="same", use_bias=bias, name="conv2")
         self.norm2 = make_norm(self.norm, name="norm2")
         self.conv1.build(input_shape)
         self.norm1.build(input_shape)
