@@ -27,7 +27,8 @@ class RecipeError(ValueError):
 class Field:
     """One recipe field: its type, default, allowed values and a one-line description."""
 
-    kind: str  # int | float | str | bool | share (bool or number in [0, 1]) | int_list | float_list | float_pair | dict | any
+    # int | float | str | bool | share (bool or number in [0, 1]) | int_list | float_list | float_pair | dict | any
+    kind: str
     default: Any
     help: str
     choices: tuple | None = None

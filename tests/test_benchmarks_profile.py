@@ -48,3 +48,34 @@ def test_summary_attributes_gpu_kernels_by_hlo_op_and_by_name():
                                    "(unattributed)": 0.02}
     assert summary["categories"]["convolution"] == 0.3
     assert summary["top"][0]["name"] == "sm90_xmma_fprop" and summary["top"][0]["calls_per_step"] == 1
+
+
+FUSED_HLO = """
+%fused_transpose.48 (param_0: f32[3,3,4,4], param_1: f32[4,3,3,4]) -> f32[3,3,4,4] {
+  %param_0 = f32[3,3,4,4]{3,2,1,0} parameter(0)
+  %convert.1 = f32[4,3,3,4]{3,2,1,0} convert(%param_1), metadata={op_name="jit(train_step)/transpose(jvp(residual3))/conv2/convert_element_type"}
+  %sub.2 = f32[4,3,3,4]{3,2,1,0} subtract(%convert.1, %convert.1), metadata={op_name="jit(train_step)/adam/sub"}
+  ROOT %add.3 = f32[4,3,3,4]{3,2,1,0} add(%sub.2, %sub.2), metadata={op_name="jit(train_step)/adam/add"}
+}
+
+ENTRY %main {
+  %input_transpose_fusion.13 = f32[3,3,4,4]{3,2,1,0} fusion(%a, %b), kind=kInput, calls=%fused_transpose.48, metadata={scheduling_name="input_transpose_fusion.13"}
+}
+"""
+
+
+def test_fusions_without_metadata_take_the_part_most_of_their_fused_ops_belong_to():
+    names = hlo_op_names(FUSED_HLO)
+    assert scope(names["input_transpose_fusion.13"]) == "adam"  # 2 adam ops vs 1 residual3 op
+    assert scope(names["input_transpose_fusion_13"]) == "adam"
+
+
+def test_kernels_inside_cuda_graphs_are_attributed_by_their_name():
+    meta = [
+        {"ph": "M", "name": "process_name", "pid": 1, "args": {"name": "/device:GPU:0"}},
+        {"ph": "M", "name": "thread_name", "pid": 1, "tid": 2, "args": {"name": "Stream #13(compute)"}},
+    ]
+    kernels = [{"ph": "X", "pid": 1, "tid": 2, "name": "input_transpose_fusion_13", "dur": 50.0,
+                "args": {"hlo_op": "command_buffer_7"}}]  # the graph's op, not the kernel's
+    summary = summarize_trace(meta + kernels, steps=1, op_names=hlo_op_names(FUSED_HLO))
+    assert summary["by_scope"] == {"adam": 0.05}

@@ -14,7 +14,7 @@ from keras_scft.layers.upsample_conv import UpsampleConcatConv2D
 from keras_scft.layers.vgg import VGGPreprocessing, build_vgg_features
 
 __all__ = [
-    "BlockAveragePooling2D", "BlockMaxPooling2D", "ChannelPaddedConv2D", "FilterMajorConv2D", "PatchDiscriminator", "ResidualBlock",
-    "SCFTAttention", "SCFTEncoder", "SCFTGenerator", "SpectralNormConv2D", "UpsampleConcatConv2D",
+    "BlockAveragePooling2D", "BlockMaxPooling2D", "ChannelPaddedConv2D", "FilterMajorConv2D", "PatchDiscriminator",
+    "ResidualBlock", "SCFTAttention", "SCFTEncoder", "SCFTGenerator", "SpectralNormConv2D", "UpsampleConcatConv2D",
     "VGGPreprocessing", "build_discriminator", "build_generator", "build_vgg_features", "unet_decode",
 ]
