@@ -309,6 +309,7 @@ def train(recipe: dict, resume: bool = True, progress: bool = True, processes: P
     if out_cfg["tensorboard"] and chief:
         callbacks += _tensorboard(run_dir / "logs")
     wall = time.perf_counter()
+    seconds_to_fit = wall - started  # data, model, augmentation and validation set ready
     history = model.fit(train_data, epochs=epochs, initial_epoch=start // per_epoch, steps_per_epoch=per_epoch,
                         validation_data=validation, validation_batch_size=validation_batch, callbacks=callbacks,
                         shuffle=False, verbose=1 if progress else 2)
@@ -322,7 +323,7 @@ def train(recipe: dict, resume: bool = True, progress: bool = True, processes: P
     final = {k: float(v[-1]) for k, v in history.history.items() if v}
     final.update(steps=total, resumed_from=start, wall_seconds=wall, backend=backend,
                  train_img_per_s_median=sorted(speed.history)[len(speed.history) // 2] if speed.history else None,
-                 seconds_to_first_step=speed.first_step_seconds)
+                 seconds_to_first_step=speed.first_step_seconds, seconds_to_fit=seconds_to_fit)
     _save_generator(model, writes / "generator.keras")
     if chief:
         _write_json(run_dir / "final_metrics.json", final)
@@ -330,7 +331,8 @@ def train(recipe: dict, resume: bool = True, progress: bool = True, processes: P
     if scratch is not None:
         scratch.cleanup()
     first = "" if speed.first_step_seconds is None else (
-        f" (the first training call ended {speed.first_step_seconds:.1f} s after the start, compilation included)")
+        f" (training began {seconds_to_fit:.1f} s after the start; the first training call ended at "
+        f"{speed.first_step_seconds:.1f} s, compilation included)")
     _say((f"done: {run_dir / 'generator.keras'}" if chief else
           f"done (worker {placement.worker}; the chief wrote {run_dir})") + first)
     return final
