@@ -157,6 +157,7 @@ def test_runs_inside_jax_jit():
         np.testing.assert_allclose(out[key], eager[key], atol=1e-3)
 
 
+@pytest.mark.multi_backend  # under JAX too: a layer switched to TensorFlow ops must not be jitted
 def test_tensorflow_and_jax_ops_agree_for_the_same_params():
     """The same drawn parameters give the same example on both backends' ops."""
     pytest.importorskip("jax")
