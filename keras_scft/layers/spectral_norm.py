@@ -11,11 +11,33 @@ power-iteration vector u is state, updated in training calls.
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import ops
 
+# Power-iteration steps at build, to converge u on the initial kernel.
+BUILD_ITERATIONS = 15
 
-def _l2_normalize(x, eps=1e-12):
-    return x / ops.maximum(ops.sqrt(ops.sum(ops.square(x))), eps)
+
+def _l2_normalize(x, eps=1e-12, xp=ops):
+    return x / xp.maximum(xp.sqrt(xp.sum(xp.square(x))), eps)
+
+
+def _power_iterate(w, u, steps: int, xp=ops):
+    """``steps`` power iterations for the top singular vectors of ``w`` [n, filters] from ``u``
+    [1, filters] -> the new u; ``xp`` is ``keras.ops`` or ``numpy``, which share these names."""
+    for _ in range(steps):
+        v = _l2_normalize(xp.matmul(u, xp.transpose(w)), xp=xp)
+        u = _l2_normalize(xp.matmul(v, w), xp=xp)
+    return u
+
+
+def _host_value(variable):
+    """The variable's value as a numpy array, or None where this process cannot read all of it
+    (a JAX array laid out over other processes' devices)."""
+    value = variable.value
+    if not getattr(value, "is_fully_addressable", True):
+        return None
+    return ops.convert_to_numpy(value)
 
 
 @keras.saving.register_keras_serializable(package="keras_scft")
@@ -38,11 +60,14 @@ class SpectralNormConv2D(keras.layers.Conv2D):
             trainable=False, name="vector_u", dtype=self.variable_dtype,
         )
         # As torch's spectral_norm: converge u on the initial kernel, so that the first
-        # training steps already divide by the true largest singular value.
-        w = ops.reshape(self.kernel, (-1, self.filters))
-        u = self.vector_u
-        for _ in range(15):
-            u = _l2_normalize(ops.matmul(_l2_normalize(ops.matmul(u, ops.transpose(w))), w))
+        # training steps already divide by the true largest singular value. In numpy where the
+        # values are at hand: 60 small eager device ops per layer cost a second at start-up.
+        kernel, u = _host_value(self.kernel), _host_value(self.vector_u)
+        if kernel is None or u is None:
+            u = _power_iterate(ops.reshape(self.kernel, (-1, self.filters)), self.vector_u, BUILD_ITERATIONS)
+        else:
+            w = kernel.reshape(-1, self.filters).astype(np.float32)
+            u = _power_iterate(w, u.astype(np.float32), BUILD_ITERATIONS, xp=np)
         self.vector_u.assign(u)
 
     def sigma(self, training: bool = False):
@@ -51,9 +76,7 @@ class SpectralNormConv2D(keras.layers.Conv2D):
         w = ops.reshape(self.kernel, (-1, self.filters))
         u = self.vector_u
         if training:
-            for _ in range(self.power_iterations):
-                v = _l2_normalize(ops.matmul(u, ops.transpose(w)))
-                u = _l2_normalize(ops.matmul(v, w))
+            u = _power_iterate(w, u, self.power_iterations)
         u = ops.stop_gradient(u)
         v = ops.stop_gradient(_l2_normalize(ops.matmul(u, ops.transpose(w))))
         return ops.sum(ops.matmul(v, w) * u), u

@@ -5,7 +5,7 @@ import pytest
 from keras_scft import build_discriminator, build_generator
 from keras_scft.layers.encoder import SCFTEncoder
 from keras_scft.layers.residual import ResidualBlock
-from keras_scft.layers.spectral_norm import SpectralNormConv2D
+from keras_scft.layers.spectral_norm import SpectralNormConv2D, _power_iterate
 from tests.helpers import TINY_WIDTHS, run_layer_test
 
 pytestmark = pytest.mark.multi_backend
@@ -70,6 +70,27 @@ def test_spectral_norm_divides_by_the_largest_singular_value():
     kernel, _ = layer.normalized_kernel()
     sigma = np.linalg.svd(np.asarray(kernel).reshape(-1, 6), compute_uv=False)[0]
     assert sigma == pytest.approx(1.0, abs=1e-3)
+
+
+def test_spectral_norm_build_converges_u_on_the_initial_kernel():
+    """Built, u is already the kernel's top right singular vector (computed in numpy)."""
+    keras.utils.set_random_seed(0)
+    layer = SpectralNormConv2D(6, 3, padding="same")
+    layer.build((None, 8, 8, 4))
+    w = np.asarray(layer.kernel).reshape(-1, 6)
+    _, spectrum, right = np.linalg.svd(w)
+    u = np.asarray(layer.vector_u)[0]
+    assert abs(u @ right[0]) > 0.99 or spectrum[1] / spectrum[0] > 0.9  # (close spectra converge slowly)
+    sigma, _ = layer.sigma()
+    assert float(sigma) == pytest.approx(spectrum[0], rel=1e-2)
+
+
+def test_power_iteration_is_the_same_in_numpy_and_keras_ops():
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(36, 6)).astype("float32")
+    u = rng.normal(size=(1, 6)).astype("float32")
+    np.testing.assert_allclose(_power_iterate(w, u, 3, xp=np), np.asarray(_power_iterate(w, u, 3)),
+                               rtol=1e-5, atol=1e-6)
 
 
 def test_spectral_norm_output_is_the_conv_with_the_normalized_kernel():
