@@ -54,8 +54,9 @@ SCHEMA: dict[str, Any] = {
         "image_size": Field("int", 256, "training resolution (square, multiple of the stride)", minimum=16),
         "limit": Field("int", None, "use at most this many training images", nullable=True, minimum=1),
         "prepare": Field("bool", True, "openmoji: render the dataset first if it is missing"),
-        "cache": Field("bool", True, "keep the decoded, resized training images in the cache folder "
-                       "($KERAS_SCFT_CACHE/arrays, ~0.26 MB per 256 px image) so the next run skips decoding"),
+        "cache": Field("bool", True, "keep the decoded, resized training images and the validation examples "
+                       "in the cache folder ($KERAS_SCFT_CACHE/arrays, ~0.26 MB per 256 px image) so the "
+                       "next run skips decoding and augmenting them"),
     },
     "augment": {
         "where": Field("str", "auto", "where examples are built: data (tf.data, TensorFlow only), "

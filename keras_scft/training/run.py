@@ -34,7 +34,7 @@ from pathlib import Path
 import keras
 
 from keras_scft.augment.example import SelfAugment
-from keras_scft.data.array_cache import load_arrays_cached
+from keras_scft.data.array_cache import load_arrays_cached, validation_examples_cached
 from keras_scft.data.io import write_atomic
 from keras_scft.data.pipeline import (ImageBatches, augmented_tf_dataset, load_arrays, shard_of_batches, steps_for,
                                       validation_examples)
@@ -283,7 +283,8 @@ def train(recipe: dict, resume: bool = True, progress: bool = True, processes: P
         train_data = augmented_tf_dataset(batches, augment, total - start) if where == "data" else batches
     examples = None
     if val_arrays:
-        examples = validation_examples(val_arrays, augment, VALIDATION_EXAMPLES, seed=recipe["seed"])
+        build = validation_examples_cached if recipe["data"]["cache"] else validation_examples
+        examples = build(val_arrays, augment, VALIDATION_EXAMPLES, seed=recipe["seed"])
     # Keras splits the validation arrays over TensorFlow workers itself (auto-shard DATA: each
     # evaluates its part of every global batch); JAX processes get their rows here.
     validation, validation_batch = examples, batch

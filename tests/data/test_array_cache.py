@@ -90,3 +90,47 @@ def test_a_cache_path_that_is_a_file_warns_and_still_returns_the_arrays(tmp_path
     assert arrays["image"].shape == (3, 8, 8, 3)
     assert any("could not cache" in str(w.message) for w in caught)
     assert blocker.read_text() == "not a folder"
+
+
+def _validation_arrays(n=5):
+    rng = np.random.default_rng(1)
+    return {"image": rng.integers(0, 256, (n, 16, 16, 3), np.uint8),
+            "sketch": rng.integers(0, 256, (n, 16, 16, 1), np.uint8)}
+
+
+def test_cached_validation_examples_equal_the_built_ones_and_are_read_back(tmp_path, monkeypatch):
+    from keras_scft.augment.example import SelfAugment
+    from keras_scft.data import pipeline
+
+    arrays, augment = _validation_arrays(), SelfAugment(feature_stride=8, seed=0)
+    first = array_cache.validation_examples_cached(arrays, augment, 4, seed=3, folder=tmp_path)
+    built = pipeline.validation_examples(arrays, augment, 4, seed=3)
+    for cached, fresh in zip(first, built):
+        assert cached.keys() == fresh.keys()
+        for name in fresh:
+            np.testing.assert_array_equal(cached[name], fresh[name])
+
+    def fail(*args, **kwargs):
+        raise AssertionError("augmented although the cache holds the examples")
+    monkeypatch.setattr(array_cache, "validation_examples", fail)
+    again = array_cache.validation_examples_cached(arrays, augment, 4, seed=3, folder=tmp_path)
+    for cached, fresh in zip(again, built):
+        for name in fresh:
+            np.testing.assert_array_equal(cached[name], fresh[name])
+
+
+def test_validation_key_changes_with_images_settings_count_and_seed():
+    from keras_scft.augment.example import SelfAugment
+
+    arrays, augment = _validation_arrays(), SelfAugment(feature_stride=8, seed=0)
+    key = array_cache.validation_key(arrays, augment, 4, 0)
+    assert array_cache.validation_key(arrays, SelfAugment(feature_stride=8, seed=0), 4, 0) == key
+    assert array_cache.validation_key(arrays, SelfAugment(feature_stride=8, seed=0, color_shift=0.5), 4, 0) != key
+    assert array_cache.validation_key(arrays, augment, 3, 0) != key
+    assert array_cache.validation_key(arrays, augment, 4, 1) != key
+    changed = {k: v.copy() for k, v in arrays.items()}
+    changed["image"][0, 0, 0, 0] ^= 1
+    assert array_cache.validation_key(changed, augment, 4, 0) != key
+    later = {k: v.copy() for k, v in arrays.items()}
+    later["image"][4] ^= 1  # beyond the count: not part of the examples
+    assert array_cache.validation_key(later, augment, 4, 0) == key
