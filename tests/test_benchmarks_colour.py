@@ -1,0 +1,28 @@
+"""benchmarks/colour_cast.py: colour statistics of saved colorizations (docs/results.md)."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+
+from colour_cast import colour_stats  # noqa: E402
+
+
+def test_colour_stats_count_only_coloured_pixels():
+    images = np.full((1, 4, 4, 3), 255, np.uint8)  # paper
+    images[0, 0] = 0  # a row of line pixels
+    images[0, 1, :2] = (100, 200, 50)  # two green pixels
+    stats = colour_stats(images)
+    assert stats["mean_rgb"] == pytest.approx([100, 200, 50])
+    assert stats["green_excess"] == pytest.approx(125.0)
+    assert stats["coloured_share"] == pytest.approx(2 / 16)
+
+
+def test_colour_stats_of_only_paper_and_lines_is_an_error():
+    images = np.zeros((1, 2, 2, 3), np.uint8)
+    images[0, 0] = 255
+    with pytest.raises(ValueError, match="no coloured pixels"):
+        colour_stats(images)
