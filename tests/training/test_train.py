@@ -41,8 +41,12 @@ def test_tiny_recipe_end_to_end(tmp_path, sample_dir, monkeypatch):
     recipe = validate(tiny_recipe(tmp_path, sample_dir))
     recipe["name"] = "tiny"
     final = train(recipe, progress=False)
-    (entry,) = (tmp_path / "cache" / "arrays").iterdir()  # the decoded images, for the next run
-    assert sorted(p.name for p in entry.iterdir()) == ["image.npy", "sketch.npy"]
+    # the decoded images and the validation examples, for the next run
+    entries = (tmp_path / "cache" / "arrays").iterdir()
+    images, validation = sorted(entries, key=lambda p: p.name.startswith("validation-"))
+    assert sorted(p.name for p in images.iterdir()) == ["image.npy", "sketch.npy"]
+    assert sorted(p.name for p in validation.iterdir()) == [
+        "x.reference.npy", "x.sketch.npy", "y.correspondence.npy", "y.negative.npy", "y.target.npy", "y.valid.npy"]
     run = tmp_path / "run"
     assert final["steps"] == 4 and np.isfinite(final["loss_g"])
     assert [s for s, _ in list_checkpoints(run / "checkpoints")] == [2, 4]
