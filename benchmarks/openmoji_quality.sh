@@ -30,7 +30,9 @@ export KERAS_SCFT_QUIET=1 PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
 RUNS=${RUNS:-runs/quality}
 
 mkdir -p "$RUNS"
+prepare_start=$SECONDS
 python3 tools/prepare_data.py openmoji --out data/openmoji > "$RUNS/prepare.log" 2>&1 || { cat "$RUNS/prepare.log"; exit 1; }
+echo "data ready in $((SECONDS - prepare_start)) s (the runs' times below start after it)" | tee -a "$OUT/summary.log"
 
 overrides() {
   case $1 in
