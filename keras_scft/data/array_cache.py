@@ -6,8 +6,8 @@ pairs on 2 cores); reading them back from ``.npy`` files takes a fraction of tha
 the 64 augmented validation examples takes a second more (JAX, 2 cores).
 An entry is keyed by what its arrays depend on: for images, the source's files (path, size,
 modification time), their order, the image size, the limit and :data:`FORMAT`; for the
-validation set, the images themselves, the augmentation's settings and source code, the
-count, the seed and the backend.
+validation set, the images themselves, the augmentation's settings, the source code that
+builds the examples, the count, the seed and the backend.
 """
 
 from __future__ import annotations
@@ -95,9 +95,11 @@ def load_arrays_cached(source: ImageSource, image_size: int, limit: int | None =
 
 
 def _augment_source_digest() -> str:
-    """Digest of the augmentation's source files: a cached validation set is stale once they change."""
+    """Digest of the source files that build validation examples (the augmentation and
+    data/pipeline.py): a cached validation set is stale once they change."""
+    package = Path(__file__).parent.parent
     digest = hashlib.sha256()
-    for path in sorted((Path(__file__).parent.parent / "augment").glob("*.py")):
+    for path in [*sorted((package / "augment").glob("*.py")), package / "data" / "pipeline.py"]:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
