@@ -8,7 +8,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
-from colour_cast import colour_stats  # noqa: E402
+from colour_cast import colour_stats, image_means, reference_transfer  # noqa: E402
 
 
 def test_colour_stats_count_only_coloured_pixels():
@@ -26,3 +26,22 @@ def test_colour_stats_of_only_paper_and_lines_is_an_error():
     images[0, 0] = 255
     with pytest.raises(ValueError, match="no coloured pixels"):
         colour_stats(images)
+
+
+def test_reference_transfer_recovers_slope_and_offset():
+    rng = np.random.default_rng(0)
+    truths = rng.uniform(50, 200, (20, 3))
+    references = rng.uniform(50, 200, (20, 3))
+    outputs = truths + 0.5 * (references - truths) + np.array([-20.0, 0.0, 5.0])
+    outputs[3] = np.nan  # an output without coloured pixels is left out
+    fit = reference_transfer(outputs, references, truths)
+    assert fit["slope"] == pytest.approx([0.5, 0.5, 0.5])
+    assert fit["intercept"] == pytest.approx([-20.0, 0.0, 5.0])
+
+
+def test_image_means_use_coloured_pixels_and_give_nan_without_any():
+    images = np.full((2, 2, 2, 3), 255, np.uint8)
+    images[0, 0, 0] = (100, 150, 50)
+    means = image_means(images)
+    np.testing.assert_allclose(means[0], [100, 150, 50])
+    assert np.isnan(means[1]).all()
