@@ -28,13 +28,20 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from cross_grid import add_output_arguments, load_outputs  # noqa: E402
+
 PAPER_MIN, LINE_MAX = 235, 30
+
+
+def _coloured(x: np.ndarray) -> np.ndarray:
+    """float [..., 3] pixels -> bool [...]: neither paper nor line."""
+    return (x.min(-1) < PAPER_MIN) & (x.max(-1) > LINE_MAX)
 
 
 def colour_stats(images: np.ndarray) -> dict:
     """uint8 [N, H, W, 3] -> {"mean_rgb": [3], "green_excess": float, "coloured_share": float}."""
     x = np.asarray(images, dtype=np.float32)
-    coloured = (x.min(-1) < PAPER_MIN) & (x.max(-1) > LINE_MAX)
+    coloured = _coloured(x)
     pixels = x[coloured]
     if not len(pixels):
         raise ValueError("no coloured pixels: every pixel is paper or line")
@@ -46,7 +53,7 @@ def colour_stats(images: np.ndarray) -> dict:
 def image_means(images: np.ndarray) -> np.ndarray:
     """uint8 [N, H, W, 3] -> float [N, 3] mean RGB of each image's coloured pixels (NaN if none)."""
     x = np.asarray(images, dtype=np.float32)
-    coloured = (x.min(-1) < PAPER_MIN) & (x.max(-1) > LINE_MAX)
+    coloured = _coloured(x)
     return np.stack([x[i][coloured[i]].mean(0) if coloured[i].any() else np.full(3, np.nan)
                      for i in range(len(x))])
 
@@ -64,32 +71,18 @@ def reference_transfer(outputs: np.ndarray, references: np.ndarray, truths: np.n
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True, help="the --data given to tools/score.py")
-    parser.add_argument("--split", default="test")
-    parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--seed", type=int, default=0, help="the --seed given to tools/score.py")
-    parser.add_argument("--run", action="append", required=True, help="NAME=GLOB_OR_FOLDER of saved outputs")
+    add_output_arguments(parser)
     parser.add_argument("--out", help="also write the numbers to this JSON file")
     args = parser.parse_args()
 
-    from cross_grid import read_outputs
-    from keras_scft.scoring.evalset import data_source_config, load_eval_set
-
-    from keras_scft.scoring.tasks import derangement
-
-    truths = load_eval_set(data_source_config(args.data, args.split), args.size).images
-    real = colour_stats(truths)
-    truth_means = image_means(truths)
-    reference_means = truth_means[derangement(len(truths), args.seed)]
+    evalset, partner, runs = load_outputs(args)
+    real = colour_stats(evalset.images)
+    truth_means = image_means(evalset.images)
     results = {"real": real}
-    for spec in args.run:
-        name, _, where = spec.partition("=")
-        outputs = read_outputs(where)
-        if len(outputs) != len(truths):
-            raise SystemExit(f"--run {name}: {len(outputs)} outputs for {len(truths)} test images")
+    for name, outputs in runs:
         stats = colour_stats(outputs)
         stats["offset_from_real"] = (np.array(stats["mean_rgb"]) - real["mean_rgb"]).tolist()
-        stats["reference_transfer"] = reference_transfer(image_means(outputs), reference_means, truth_means)
+        stats["reference_transfer"] = reference_transfer(image_means(outputs), truth_means[partner], truth_means)
         results[name] = stats
     for name, stats in results.items():
         offset = stats.get("offset_from_real")

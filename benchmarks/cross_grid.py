@@ -37,39 +37,57 @@ def read_outputs(spec: str) -> np.ndarray:
     return images
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments that locate the test set and the saved outputs (shared with colour_cast.py)."""
     parser.add_argument("--data", required=True, help="the --data given to tools/score.py")
     parser.add_argument("--split", default="test")
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0, help="the --seed given to tools/score.py")
-    parser.add_argument("--rows", required=True, help="comma list of test-image indices")
-    parser.add_argument("--run", action="append", required=True, help="NAME=GLOB_OR_FOLDER, one per column")
-    parser.add_argument("--scale", type=float, default=0.5, help="resize the grid by this factor (small files)")
-    parser.add_argument("--out", required=True, help="the grid image (.jpg)")
-    args = parser.parse_args()
+    parser.add_argument("--run", action="append", required=True, help="NAME=GLOB_OR_FOLDER of saved outputs")
 
-    from keras_scft.grids import image_grid
+
+def load_outputs(args: argparse.Namespace):
+    """(eval set, reference index of each test image, [(name, uint8 [N, S, S, 3] outputs)]).
+
+    The reference of test image i is image ``partner[i]``: the derangement of ``--seed``, as in
+    tools/score.py. Exits naming the run whose output count differs from the test set's.
+    """
     from keras_scft.scoring.evalset import data_source_config, load_eval_set
     from keras_scft.scoring.tasks import derangement
 
     evalset = load_eval_set(data_source_config(args.data, args.split), args.size)
     partner = derangement(len(evalset.images), args.seed)
-    rows = [int(r) for r in args.rows.split(",")]
-    columns = [evalset.sketches[rows], evalset.images[partner[rows]]]
+    runs = []
     for spec in args.run:
         name, _, where = spec.partition("=")
         outputs = read_outputs(where)
         if len(outputs) != len(evalset.images):
             raise SystemExit(f"--run {name}: {len(outputs)} outputs for {len(evalset.images)} test images")
-        columns.append(outputs[rows])
+        runs.append((name, outputs))
+    return evalset, partner, runs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_output_arguments(parser)
+    parser.add_argument("--rows", required=True, help="comma list of test-image indices")
+    parser.add_argument("--scale", type=float, default=0.5, help="resize the grid by this factor (small files)")
+    parser.add_argument("--out", required=True, help="the grid image (.jpg)")
+    args = parser.parse_args()
+
+    from keras_scft.grids import image_grid
+
+    evalset, partner, runs = load_outputs(args)
+    rows = [int(r) for r in args.rows.split(",")]
+    columns = [evalset.sketches[rows], evalset.images[partner[rows]]]
+    columns += [outputs[rows] for _, outputs in runs]
     columns.append(evalset.images[rows])
     grid = Image.fromarray(image_grid(columns))
     grid = grid.resize((round(grid.width * args.scale), round(grid.height * args.scale)), Image.LANCZOS)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     grid.save(args.out, quality=90)
     print(f"wrote {args.out}: {len(rows)} rows x {len(columns)} columns "
-          f"(line art | reference | {' | '.join(s.partition('=')[0] for s in args.run)} | ground truth)")
+          f"(line art | reference | {' | '.join(name for name, _ in runs)} | ground truth)")
 
 
 if __name__ == "__main__":
