@@ -94,7 +94,7 @@ def load_arrays_cached(source: ImageSource, image_size: int, limit: int | None =
                    lambda: load_arrays(source, image_size, limit, progress), "the decoded training images")
 
 
-def _augment_source_digest() -> str:
+def _examples_source_digest() -> str:
     """Digest of the source files that build validation examples (the augmentation and
     data/pipeline.py): a cached validation set is stale once they change."""
     package = Path(__file__).parent.parent
@@ -110,7 +110,7 @@ def validation_key(arrays: dict[str, np.ndarray], augment, count: int, seed: int
     settings = {k: v for k, v in augment.get_config().items() if k != "name"}  # (names are unique per layer)
     digest = hashlib.sha256(json.dumps({
         "format": FORMAT, "kind": "validation", "count": count, "seed": int(seed),
-        "backend": keras.backend.backend(), "augment": settings, "code": _augment_source_digest(),
+        "backend": keras.backend.backend(), "augment": settings, "code": _examples_source_digest(),
     }, sort_keys=True, default=str).encode())
     for name in sorted(arrays):
         array = np.ascontiguousarray(arrays[name][:count])
