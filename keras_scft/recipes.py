@@ -34,6 +34,7 @@ class Field:
     choices: tuple | None = None
     nullable: bool = False
     minimum: float | None = None
+    below: float | None = None  # exclusive upper bound
 
 
 LOSS_WEIGHTS = {"reconstruction": 30.0, "adversarial": 1.0, "triplet": 1.0, "perceptual": 0.01, "style": 50.0}
@@ -103,8 +104,11 @@ SCHEMA: dict[str, Any] = {
     "optimizer": {
         "g_learning_rate": Field("float", 1e-4, "generator Adam learning rate", minimum=0.0),
         "d_learning_rate": Field("float", 2e-4, "discriminator Adam learning rate", minimum=0.0),
-        "beta_1": Field("float", 0.5, "Adam beta_1", minimum=0.0),
-        "beta_2": Field("float", 0.999, "Adam beta_2", minimum=0.0),
+        "beta_1": Field("float", 0.5, "Adam beta_1", minimum=0.0, below=1.0),
+        "beta_2": Field("float", 0.999, "Adam beta_2", minimum=0.0, below=1.0),
+        "g_ema": Field("float", 0.0, "momentum of an exponential moving average of the generator's "
+                       "weights (e.g. 0.999); the generator saved at the end of training gets the "
+                       "average (0: off, the raw weights)", minimum=0.0, below=1.0),
     },
     "train": {
         "batch_size": Field("int", 16, "global batch size", minimum=1),
@@ -189,6 +193,8 @@ def _check(path: str, field: Field, value: Any) -> Any:
         raise RecipeError(f"recipe field \"{path}\": {json.dumps(value)} is not allowed; allowed: {allowed}")
     if field.minimum is not None and isinstance(value, (int, float)) and value < field.minimum:
         raise RecipeError(f"recipe field \"{path}\": {value} is below the minimum {field.minimum}")
+    if field.below is not None and isinstance(value, (int, float)) and value >= field.below:
+        raise RecipeError(f"recipe field \"{path}\": {value} must be below {field.below}")
     return value
 
 

@@ -57,6 +57,31 @@ def test_zero_weight_skips_the_loss_and_zero_adversarial_freezes_d():
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.multi_backend
+def test_generator_weight_average_is_kept_by_the_step_and_written_at_the_end():
+    """g Adam(use_ema=True): each step updates the average; finalize (as fit() does at its
+    end) writes it into the generator and leaves D's raw weights."""
+    momentum = 0.5
+    model = tiny_colorizer()
+    model.compile(loss_weights={"perceptual": 0, "style": 0},
+                  g_optimizer=keras.optimizers.Adam(1e-2, beta_1=0.5, use_ema=True, ema_momentum=momentum))
+    x, y = _examples()
+    average = None
+    for _ in range(3):
+        model.train_on_batch(x, y)
+        weights = [keras.ops.convert_to_numpy(v) for v in model.generator.trainable_variables]
+        average = weights if average is None else [momentum * a + (1 - momentum) * w
+                                                   for a, w in zip(average, weights)]
+    d_before = [keras.ops.convert_to_numpy(v) for v in model.discriminator.trainable_variables]
+    model.optimizer.finalize_variable_values(model.trainable_weights)
+    finalized = [keras.ops.convert_to_numpy(v) for v in model.generator.trainable_variables]
+    assert max(np.abs(f - w).max() for f, w in zip(finalized, weights)) > 1e-4  # the average is not the raw weights
+    for f, a in zip(finalized, average):
+        np.testing.assert_allclose(f, a, rtol=1e-5, atol=1e-6)
+    for v, b in zip(model.discriminator.trainable_variables, d_before):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(v), b)
+
+
 def test_perceptual_weights_need_a_network():
     with pytest.raises(ValueError, match="perceptual network"):
         tiny_colorizer(perceptual=None).compile()

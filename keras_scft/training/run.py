@@ -109,8 +109,11 @@ def build_model(recipe: dict, augment_in_step: bool) -> ColorizerModel:
     model = ColorizerModel(generator=generator,
                            discriminator=build_discriminator(m["discriminator_widths"], m["spectral_norm"]),
                            perceptual=m["perceptual"] if needs_vgg else None, augment=augment)
+    # The generator's weight average: the optimizer keeps it and writes it into the generator
+    # when fit() ends (checkpoints keep the raw weights and the average, so resuming goes on).
+    ema = {"use_ema": True, "ema_momentum": opt["g_ema"]} if opt["g_ema"] else {}
     model.compile(
-        g_optimizer=keras.optimizers.Adam(opt["g_learning_rate"], beta_1=opt["beta_1"], beta_2=opt["beta_2"]),
+        g_optimizer=keras.optimizers.Adam(opt["g_learning_rate"], beta_1=opt["beta_1"], beta_2=opt["beta_2"], **ema),
         d_optimizer=keras.optimizers.Adam(opt["d_learning_rate"], beta_1=opt["beta_1"], beta_2=opt["beta_2"]),
         loss_weights=loss["weights"], gan_loss=loss["gan"], triplet_margin=loss["triplet_margin"],
         triplet_cells=loss["triplet_cells"],

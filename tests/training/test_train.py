@@ -40,6 +40,7 @@ def test_tiny_recipe_end_to_end(tmp_path, sample_dir, monkeypatch):
     monkeypatch.setenv("KERAS_SCFT_CACHE", str(tmp_path / "cache"))
     recipe = validate(tiny_recipe(tmp_path, sample_dir))
     recipe["name"] = "tiny"
+    recipe["optimizer"]["g_ema"] = 0.9
     final = train(recipe, progress=False)
     # the decoded images and the validation examples, for the next run
     entries = (tmp_path / "cache" / "arrays").iterdir()
@@ -55,6 +56,9 @@ def test_tiny_recipe_end_to_end(tmp_path, sample_dir, monkeypatch):
     assert history["step"] == [2, 4] and len(history["rec"]) == 2
     generator = keras.saving.load_model(run / "generator.keras")
     assert generator.image_size == (32, 32)
+    # the saved generator is the weight average; the last checkpoint keeps the raw weights
+    _, checkpoint = load_latest(run / "checkpoints")
+    assert max(np.abs(a - b).max() for a, b in zip(generator.get_weights(), checkpoint.generator.get_weights())) > 0
     assert json.loads((run / "recipe.json").read_text())["train"]["steps"] == 4
 
 
@@ -64,6 +68,7 @@ def test_resume_matches_an_uninterrupted_run(tmp_path, sample_dir):
     def run(name, steps, segments):
         recipe = validate(tiny_recipe(tmp_path / name, sample_dir, augment={"where": "step"}))
         recipe["name"] = name
+        recipe["optimizer"]["g_ema"] = 0.5  # the average is part of the checkpoint
         for total in segments:
             recipe["train"]["steps"] = total
             train(recipe, progress=False)
@@ -89,6 +94,8 @@ def test_recipe_errors_name_the_field(tmp_path, sample_dir):
     with pytest.raises(RecipeError, match='"augment.keep_white": expected true, false or a number in'):
         validate({"augment": {"keep_white": 2}, "train": {"steps": 1}})
     assert validate({"augment": {"keep_white": 0.5}, "train": {"steps": 1}})["augment"]["keep_white"] == 0.5
+    with pytest.raises(RecipeError, match='"optimizer.g_ema": 1.0 must be below 1.0'):
+        validate({"optimizer": {"g_ema": 1}, "train": {"steps": 1}})
     with pytest.raises(RecipeError, match="give one of them"):
         validate({})
     path = tmp_path / "r.json"
