@@ -18,7 +18,10 @@
 # Default: bar,full. The -o overrides apply to every config. TRAIN_TIMEOUT (seconds, 0 = none)
 # bounds each training; a run stopped by it is scored from its last checkpoint. EXTRA_SCORE
 # (tools/score.py options, e.g. "--keep-white --color-shift 0.4") adds a second self-reference
-# PSNR/SSIM scoring with those options (scores_extra.json).
+# PSNR/SSIM scoring with those options (scores_extra.json). SCORE_CHECKPOINT=1 also scores the
+# run's last checkpoint (for a run with optimizer.g_ema: the raw weights beside the saved
+# average) on self-reference PSNR/SSIM (checkpoint_scores.json in the tar) and packs its
+# cross-reference outputs as OUT/<config>-checkpoint-cross-*.npz.
 set -uo pipefail
 OUT=${1:?usage: openmoji_quality.sh OUT [STEPS] [CONFIGS] [-o field=value ...]}
 STEPS=${2:-3500}
@@ -71,6 +74,16 @@ run_one() {
       --out "$dir/scores_extra.json" --force $EXTRA_SCORE > "$dir/$name.score_extra.log" 2>&1
     echo "$name: scored with $EXTRA_SCORE (rc $?)" | tee -a "$OUT/summary.log"
     tar -rf "$OUT/$name.tar" -C "$RUNS" "$name/scores_extra.json" "$name/$name.score_extra.log"
+  fi
+  if [ -n "${SCORE_CHECKPOINT:-}" ]; then  # last, so that a timeout here loses only this
+    local last
+    last=$(ls "$dir"/checkpoints/ckpt-*.keras 2>/dev/null | tail -1)
+    python3 tools/score.py --model "$last" --data data/openmoji --split test --metrics psnr,ssim \
+      --out "$dir/checkpoint_scores.json" --save-outputs "$dir/checkpoint_outputs" --force > "$dir/checkpoint_score.log" 2>&1
+    echo "$name: scored its last checkpoint ${last##*/} (rc $?) at $((SECONDS - start)) s" | tee -a "$OUT/summary.log"
+    python3 benchmarks/pack_images.py pack "$dir/checkpoint_outputs/cross_reference" "$OUT/$name-checkpoint-cross" > /dev/null
+    rm -rf "$dir/checkpoint_outputs"
+    tar -rf "$OUT/$name.tar" -C "$RUNS" "$name/checkpoint_scores.json" "$name/checkpoint_score.log"
   fi
   rm -rf "$dir/checkpoints"
 }
