@@ -47,7 +47,8 @@ def prepare_train(size: int, batch: int, precision: str, augment_in_step: bool, 
     """Build ColorizerModel, one batch on the device and the compiled, buffer-donating step.
 
     Returns ``compiled`` (state, data) -> (logs, state), ``state``, ``data``, the analytic
-    ``flops`` per image, XLA's own count ``xla_flops`` per step and ``compile_s``.
+    ``flops`` per image, XLA's own count ``xla_flops`` per step, ``compile_s`` (tracing, lowering
+    and XLA compilation) and ``lower_s`` (tracing and lowering alone).
     """
     import jax
     import keras
@@ -73,11 +74,14 @@ def prepare_train(size: int, batch: int, precision: str, augment_in_step: bool, 
     step = jax.jit(model.train_step, donate_argnums=0)
     state = jax.tree_util.tree_map(jax.numpy.copy, _state(model))
     t0 = time.perf_counter()
-    compiled = step.lower(state, data).compile()
+    lowered = step.lower(state, data)
+    lower_s = time.perf_counter() - t0
+    compiled = lowered.compile()
     compile_s = time.perf_counter() - t0
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
     return {"compiled": compiled, "state": state, "data": data, "flops": flops["total"], "compile_s": compile_s,
+            "lower_s": lower_s,
             "xla_flops": float(cost.get("flops", 0.0)) if cost else 0.0}
 
 
@@ -100,7 +104,8 @@ def run_train(size: int, batch: int, precision: str, steps: int, augment_in_step
     return {
         "kind": "train", "size": size, "batch": batch, "precision": precision,
         "augment_in_step": augment_in_step, "step_ms": seconds * 1e3, "img_per_s": batch / seconds,
-        "compile_s": run["compile_s"], "analytic_gflop_per_img": run["flops"] / 1e9,
+        "compile_s": run["compile_s"], "lower_s": run["lower_s"], "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "analytic_gflop_per_img": run["flops"] / 1e9,
         "xla_gflop_per_step": run["xla_flops"] / 1e9,
         "achieved_tflops": run["flops"] * batch / seconds / 1e12,
         "peak_mem_gb": (peak_memory() or 0) / 1e9,
