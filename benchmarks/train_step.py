@@ -47,8 +47,10 @@ def prepare_train(size: int, batch: int, precision: str, augment_in_step: bool, 
     """Build ColorizerModel, one batch on the device and the compiled, buffer-donating step.
 
     Returns ``compiled`` (state, data) -> (logs, state), ``state``, ``data``, the analytic
-    ``flops`` per image, XLA's own count ``xla_flops`` per step, ``compile_s`` (tracing, lowering
-    and XLA compilation) and ``lower_s`` (tracing and lowering alone).
+    ``flops`` per image, XLA's own count ``xla_flops`` per step, ``build_s`` (model, optimizer
+    slots, data on the device), ``compile_s`` (tracing, lowering and XLA compilation) and
+    ``lower_s`` (tracing and lowering alone). The three times are also printed to stderr as
+    soon as they are known.
     """
     import jax
     import keras
@@ -58,6 +60,7 @@ def prepare_train(size: int, batch: int, precision: str, augment_in_step: bool, 
     from keras_scft.augment.example import SelfAugment
     from keras_scft.model import ColorizerModel
 
+    t0 = time.perf_counter()
     keras.config.set_dtype_policy(precision)
     model = ColorizerModel(perceptual=perceptual, augment=SelfAugment(seed=0) if augment_in_step else None)
     model.compile()
@@ -70,18 +73,22 @@ def prepare_train(size: int, batch: int, precision: str, augment_in_step: bool, 
         data = ({"sketch": example["sketch"], "reference": example["reference"]},
                 {k: example[k] for k in ("target", "correspondence", "valid", "negative")})
         data = jax.device_put(data)
-    flops = train_step_flops(model, size)  # before the step donates the variables' buffers
-    step = jax.jit(model.train_step, donate_argnums=0)
     state = jax.tree_util.tree_map(jax.numpy.copy, _state(model))
+    jax.block_until_ready(state)
+    build_s = time.perf_counter() - t0
+    flops = train_step_flops(model, size)
+    step = jax.jit(model.train_step, donate_argnums=0)
     t0 = time.perf_counter()
     lowered = step.lower(state, data)
     lower_s = time.perf_counter() - t0
     compiled = lowered.compile()
     compile_s = time.perf_counter() - t0
+    print(f"built in {build_s:.1f} s, lowered in {lower_s:.1f} s, compiled in {compile_s:.1f} s "
+          f"(XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r})", file=sys.stderr, flush=True)
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
     return {"compiled": compiled, "state": state, "data": data, "flops": flops["total"], "compile_s": compile_s,
-            "lower_s": lower_s,
+            "lower_s": lower_s, "build_s": build_s,
             "xla_flops": float(cost.get("flops", 0.0)) if cost else 0.0}
 
 
@@ -104,7 +111,7 @@ def run_train(size: int, batch: int, precision: str, steps: int, augment_in_step
     return {
         "kind": "train", "size": size, "batch": batch, "precision": precision,
         "augment_in_step": augment_in_step, "step_ms": seconds * 1e3, "img_per_s": batch / seconds,
-        "compile_s": run["compile_s"], "lower_s": run["lower_s"], "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "compile_s": run["compile_s"], "lower_s": run["lower_s"], "build_s": run["build_s"], "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "analytic_gflop_per_img": run["flops"] / 1e9,
         "xla_gflop_per_step": run["xla_flops"] / 1e9,
         "achieved_tflops": run["flops"] * batch / seconds / 1e12,
