@@ -14,6 +14,7 @@ from keras_scft import losses
 from keras_scft.augment.example import SelfAugment
 from keras_scft.layers.discriminator import PatchDiscriminator, build_discriminator
 from keras_scft.layers.generator import SCFTGenerator, build_generator
+from keras_scft.optimizers import GANOptimizer
 
 DEFAULT_LOSS_WEIGHTS = {
     "reconstruction": 30.0,
@@ -130,7 +131,7 @@ class ColorizerModel(keras.Model):
         g_opt, d_opt = self.g_optimizer, self.d_optimizer
         # One optimizer object holding both Adams, so every slot variable is part of the
         # model's training state (JAX trainer state, checkpoints, MirroredStrategy).
-        optimizer = keras.optimizers.MultiOptimizer(lambda v: g_opt if id(v) in generator_ids else d_opt)
+        optimizer = GANOptimizer(lambda v: g_opt if id(v) in generator_ids else d_opt)
         super().compile(optimizer=optimizer, **kwargs)
         # Slot variables are created here, eagerly: under MirroredStrategy this must happen
         # inside strategy.scope() (lazy creation inside the tf.function step fails).

@@ -116,6 +116,44 @@ def test_save_load_round_trip_reproduces_outputs_and_optimizer_state(tmp_path):
     assert config["generator"]["config"] == model.get_config()["generator"]["config"]
 
 
+def _saved_arrays(path) -> dict:
+    """{group: number of arrays} of a .keras file's weights."""
+    import zipfile
+
+    import h5py
+
+    counts = {}
+    with zipfile.ZipFile(path) as archive, archive.open("model.weights.h5") as f, h5py.File(f, "r") as h5:
+        h5.visititems(lambda name, obj: counts.__setitem__(name.rsplit("/", 1)[0], counts.get(name.rsplit("/", 1)[0], 0) + 1)
+                      if isinstance(obj, h5py.Dataset) else None)
+    return counts
+
+
+def test_optimizer_slots_are_saved_once_and_older_checkpoints_still_load(tmp_path, monkeypatch):
+    from keras_scft.optimizers import GANOptimizer
+
+    model = tiny_colorizer()
+    model.compile(loss_weights={"perceptual": 0, "style": 0})
+    x, y = _examples()
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    model.save(tmp_path / "new.keras")
+    counts = _saved_arrays(tmp_path / "new.keras")
+    inner = len(model.g_optimizer.variables) + len(model.d_optimizer.variables)
+    assert counts["optimizer/vars"] == len(model.optimizer.variables) - inner <= 2  # its own counters only
+    assert counts["g_optimizer/vars"] == len(model.g_optimizer.variables)  # the Adams' slots, once
+    assert counts["d_optimizer/vars"] == len(model.d_optimizer.variables)
+    # a checkpoint of the earlier format (every slot also under optimizer/) loads the same state
+    with monkeypatch.context() as patch:
+        patch.setattr(GANOptimizer, "save_own_variables", keras.optimizers.MultiOptimizer.save_own_variables)
+        model.save(tmp_path / "old.keras")
+    assert _saved_arrays(tmp_path / "old.keras")["optimizer/vars"] == len(model.optimizer.variables)
+    for name in ("new.keras", "old.keras"):
+        loaded = keras.saving.load_model(tmp_path / name)
+        assert isinstance(loaded.optimizer, GANOptimizer)
+        for a, b in zip(model.optimizer.variables, loaded.optimizer.variables):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
 @pytest.mark.multi_backend
 def test_evaluate_reports_reconstruction_and_psnr():
     model = tiny_colorizer()
