@@ -15,9 +15,23 @@ def _f32(x):
     return ops.cast(x, "float32")
 
 
-def reconstruction_loss(output, target):
-    """L_rec: mean absolute error between output and I_gt [B, H, W, 3] -> scalar."""
-    return ops.mean(ops.abs(_f32(output) - _f32(target)))
+def _mean_over_examples(per_element, weights):
+    """Mean of [B, ...] values; with ``weights`` [B] (1 = counts, 0 = left out) the weighted
+    mean of the per-example means (0 when every weight is 0)."""
+    if weights is None:
+        return ops.mean(per_element)
+    per_example = ops.mean(ops.reshape(per_element, (ops.shape(per_element)[0], -1)), axis=-1)
+    weights = _f32(weights)
+    return ops.sum(per_example * weights) / ops.maximum(ops.sum(weights), 1.0)
+
+
+def reconstruction_loss(output, target, weights=None):
+    """L_rec: mean absolute error between output and I_gt [B, H, W, 3] -> scalar.
+
+    ``weights`` [B] (optional): which examples count (e.g. 0 for examples without a ground
+    truth); the loss is then the mean over the counted examples.
+    """
+    return _mean_over_examples(ops.abs(_f32(output) - _f32(target)), weights)
 
 
 def discriminator_loss(real_logits, fake_logits, kind: str = "lsgan"):
@@ -101,9 +115,11 @@ def triplet_loss(logits, positive, negative, valid, margin: float = 12.0):
     return triplet_loss_from_scores(s_pos, s_neg, valid, margin)
 
 
-def perceptual_loss(output_features, target_features):
-    """L_perc: sum over layers of the mean absolute difference of VGG activations -> scalar."""
-    return sum(ops.mean(ops.abs(_f32(a) - _f32(b))) for a, b in zip(output_features, target_features))
+def perceptual_loss(output_features, target_features, weights=None):
+    """L_perc: sum over layers of the mean absolute difference of VGG activations -> scalar
+    (``weights`` [B]: as in :func:`reconstruction_loss`)."""
+    return sum(_mean_over_examples(ops.abs(_f32(a) - _f32(b)), weights)
+               for a, b in zip(output_features, target_features))
 
 
 def gram_matrix(features):
@@ -134,6 +150,8 @@ def _gram(flat):
     return gram, grad
 
 
-def style_loss(output_features, target_features):
-    """L_style: sum over layers of the mean absolute difference of Gram matrices -> scalar."""
-    return sum(ops.mean(ops.abs(gram_matrix(a) - gram_matrix(b))) for a, b in zip(output_features, target_features))
+def style_loss(output_features, target_features, weights=None):
+    """L_style: sum over layers of the mean absolute difference of Gram matrices -> scalar
+    (``weights`` [B]: as in :func:`reconstruction_loss`)."""
+    return sum(_mean_over_examples(ops.abs(gram_matrix(a) - gram_matrix(b)), weights)
+               for a, b in zip(output_features, target_features))

@@ -97,7 +97,8 @@ class ColorizerModel(keras.Model):
 
     # ------------------------------------------------------------------ compile
     def compile(self, g_optimizer=None, d_optimizer=None, loss_weights: dict | None = None,
-                gan_loss: str = "lsgan", triplet_margin: float = 12.0, triplet_cells: str = "all", **kwargs):
+                gan_loss: str = "lsgan", triplet_margin: float = 12.0, triplet_cells: str = "all",
+                cross_reference: float = 0.0, **kwargs):
         """Configure training.
 
         Args:
@@ -109,6 +110,10 @@ class ColorizerModel(keras.Model):
             triplet_cells: ``"all"`` valid sketch cells (the paper) or only ``"foreground"``
                 ones (:func:`keras_scft.losses.foreground_cells` of the target: meant for
                 ``keep_white`` training, where the target's paper stays white).
+            cross_reference: share of each training batch, in [0, 1), whose reference is
+                replaced by another example's (see :meth:`training_batch`): no ground truth
+                exists for those, so only the adversarial loss trains G on them (the
+                triplet loss counts them as examples without valid cells, i.e. 0).
             kwargs: passed to ``keras.Model.compile`` (``steps_per_execution``, ``jit_compile``).
         """
         unknown = set(loss_weights or {}) - set(DEFAULT_LOSS_WEIGHTS)
@@ -118,6 +123,8 @@ class ColorizerModel(keras.Model):
             raise ValueError(f"gan_loss must be one of {losses.GAN_LOSSES}, got {gan_loss!r}")
         if triplet_cells not in losses.TRIPLET_CELLS:
             raise ValueError(f"triplet_cells must be one of {losses.TRIPLET_CELLS}, got {triplet_cells!r}")
+        if not 0.0 <= cross_reference < 1.0:
+            raise ValueError(f"cross_reference must be a share in [0, 1), got {cross_reference!r}")
         self.loss_weights = {**DEFAULT_LOSS_WEIGHTS, **{k: float(v) for k, v in (loss_weights or {}).items()}}
         if self.perceptual is None and (self.loss_weights["perceptual"] or self.loss_weights["style"]):
             raise ValueError("perceptual and style loss weights need a perceptual network: pass "
@@ -125,6 +132,7 @@ class ColorizerModel(keras.Model):
         self.gan_loss = gan_loss
         self.triplet_margin = float(triplet_margin)
         self.triplet_cells = triplet_cells
+        self.cross_reference = float(cross_reference)
         self.g_optimizer = g_optimizer or keras.optimizers.Adam(1e-4, beta_1=0.5, beta_2=0.999)
         self.d_optimizer = d_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5, beta_2=0.999)
         generator_ids = {id(v) for v in self.generator.trainable_variables}
@@ -140,7 +148,7 @@ class ColorizerModel(keras.Model):
             "g_optimizer": keras.saving.serialize_keras_object(self.g_optimizer),
             "d_optimizer": keras.saving.serialize_keras_object(self.d_optimizer),
             "loss_weights": self.loss_weights, "gan_loss": gan_loss, "triplet_margin": self.triplet_margin,
-            "triplet_cells": triplet_cells,
+            "triplet_cells": triplet_cells, "cross_reference": self.cross_reference,
         }
 
     def get_compile_config(self):
@@ -170,6 +178,21 @@ class ColorizerModel(keras.Model):
             return batch
         return dict(data)
 
+    def training_batch(self, batch: dict) -> dict:
+        """The batch G trains on. With ``cross_reference`` > 0 the first round(share x B)
+        examples take the next example's reference (another image, as in cross-reference
+        use) and lose their correspondence (``valid`` 0); ``self_reference`` [B] float32
+        marks the others (1), the examples that have a ground truth."""
+        if not self.cross_reference:
+            return batch
+        reference = batch["reference"]
+        size = ops.shape(reference)[0]
+        count = ops.cast(ops.round(self.cross_reference * ops.cast(size, "float32")), "int32")
+        cross = ops.logical_and(ops.arange(size) < count, size > 1)
+        own = 1.0 - ops.cast(cross, "float32")
+        return {**batch, "reference": ops.where(cross[:, None, None, None], ops.roll(reference, -1, axis=0), reference),
+                "valid": ops.cast(batch["valid"], "float32") * own[:, None], "self_reference": own}
+
     def discriminator_objective(self, real_logits, fake_logits):
         """D's loss and its metric values (unweighted; adversarial weight 0 gives loss 0)."""
         weight = self.loss_weights["adversarial"]
@@ -185,14 +208,17 @@ class ColorizerModel(keras.Model):
 
         Args:
             image: generated float32 [B, H, W, 3]; logits: SCFT scores [B, N, N].
-            batch: dict with ``target``, ``correspondence``, ``valid``, ``negative``.
+            batch: dict with ``target``, ``correspondence``, ``valid``, ``negative`` and,
+                from :meth:`training_batch`, ``self_reference`` (reconstruction, perceptual
+                and style terms average over those examples only).
             fake_logits: D's logits on (image, sketch) (None when the adversarial weight is 0).
             features: ``(output_features, target_features)`` lists from the perceptual
                 network (None when perceptual and style weights are 0).
         """
         w = self.loss_weights
         terms = {}
-        terms["rec"] = losses.reconstruction_loss(image, batch["target"])
+        own = batch.get("self_reference")
+        terms["rec"] = losses.reconstruction_loss(image, batch["target"], own)
         if w["adversarial"]:
             terms["adv"] = losses.generator_adversarial_loss(fake_logits, self.gan_loss)
         if w["triplet"]:
@@ -204,9 +230,9 @@ class ColorizerModel(keras.Model):
             terms["tr"] = losses.triplet_loss(logits, batch["correspondence"], batch["negative"],
                                               valid, self.triplet_margin)
         if w["perceptual"]:
-            terms["perc"] = losses.perceptual_loss(*features)
+            terms["perc"] = losses.perceptual_loss(*features, own)
         if w["style"]:
-            terms["style"] = losses.style_loss(*features)
+            terms["style"] = losses.style_loss(*features, own)
         weights = {"rec": w["reconstruction"], "adv": w["adversarial"], "tr": w["triplet"],
                    "perc": w["perceptual"], "style": w["style"]}
         total = sum(weights[k] * v for k, v in terms.items())

@@ -100,6 +100,10 @@ SCHEMA: dict[str, Any] = {
         "triplet_cells": Field("str", "all", "sketch cells the triplet loss trains: all (paper) or "
                                "foreground (not white paper in the target; for augment.keep_white)",
                                choices=("all", "foreground")),
+        "cross_reference": Field("float", 0.0, "share of each training batch whose reference is another "
+                                 "example's (as in use; no ground truth, so only the adversarial loss "
+                                 "trains on them); 0: the paper's self-reference batches",
+                                 minimum=0.0, below=1.0),
     },
     "optimizer": {
         "g_learning_rate": Field("float", 1e-4, "generator Adam learning rate", minimum=0.0),

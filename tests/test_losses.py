@@ -135,3 +135,19 @@ def test_gram_gradient_is_the_autodiff_one(dtype):
     tolerance = 1e-5 if dtype == "float32" else 2e-2
     np.testing.assert_allclose(got, expected, rtol=tolerance, atol=tolerance * np.abs(expected).max())
     assert keras.ops.convert_to_numpy(ours(x)).dtype == np.float32  # the Gram itself is float32
+
+
+def test_example_weights_average_over_the_counted_examples_only():
+    rng = np.random.default_rng(0)
+    out, tgt = rng.uniform(-1, 1, (2, 3, 4, 4, 3)).astype("float32")
+    weights = np.array([1.0, 0.0, 1.0])
+    own = np.abs(out - tgt).mean(axis=(1, 2, 3))
+    np.testing.assert_allclose(float(losses.reconstruction_loss(out, tgt, weights)), own[[0, 2]].mean(), rtol=1e-6)
+    np.testing.assert_allclose(float(losses.reconstruction_loss(out, tgt)), np.abs(out - tgt).mean(), rtol=1e-6)
+    assert float(losses.reconstruction_loss(out, tgt, np.zeros(3))) == 0.0
+    feats_a, feats_b = [out, out[:, :2, :2]], [tgt, tgt[:, :2, :2]]
+    expected = sum(np.abs(a - b)[[0, 2]].mean() for a, b in zip(feats_a, feats_b))
+    np.testing.assert_allclose(float(losses.perceptual_loss(feats_a, feats_b, weights)), expected, rtol=1e-5)
+    gram = lambda f: np.einsum("bhwc,bhwd->bcd", f, f) / np.prod(f.shape[1:])  # noqa: E731
+    expected = sum(np.abs(gram(a) - gram(b))[[0, 2]].mean() for a, b in zip(feats_a, feats_b))
+    np.testing.assert_allclose(float(losses.style_loss(feats_a, feats_b, weights)), expected, rtol=1e-5)

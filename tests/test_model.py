@@ -82,6 +82,34 @@ def test_generator_weight_average_is_kept_by_the_step_and_written_at_the_end():
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(v), b)
 
 
+@pytest.mark.multi_backend
+def test_cross_reference_share_swaps_references_and_trains_those_examples_adversarially_only():
+    model = tiny_colorizer()
+    model.compile(loss_weights={"perceptual": 0, "style": 0, "adversarial": 0}, cross_reference=0.5)
+    x, y = _examples()
+    plain = {**x, **y}
+    batch = {k: keras.ops.convert_to_numpy(v) for k, v in model.training_batch(plain).items()}
+    np.testing.assert_array_equal(batch["self_reference"], [0, 0, 1, 1])
+    np.testing.assert_array_equal(batch["reference"][:2], x["reference"][1:3])  # the next example's
+    np.testing.assert_array_equal(batch["reference"][2:], x["reference"][2:])
+    np.testing.assert_array_equal(batch["valid"][:2], 0)
+    np.testing.assert_array_equal(batch["valid"][2:], y["valid"][2:])
+    # no ground truth for the swapped examples: their targets do not enter G's losses
+    rng = np.random.default_rng(1)
+    image = rng.uniform(-1, 1, x["reference"].shape).astype("float32")
+    cells = y["valid"].shape[1]
+    logits = rng.normal(size=(4, cells, cells)).astype("float32")
+    loss = lambda b: float(model.generator_objective(image, logits, b)[0])  # noqa: E731
+    other = dict(batch, target=np.concatenate([-batch["target"][:2], batch["target"][2:]]))
+    assert loss(other) == pytest.approx(loss(batch))
+    other = dict(batch, target=np.concatenate([batch["target"][:2], -batch["target"][2:]]))
+    assert loss(other) != pytest.approx(loss(batch))
+    logs = model.train_on_batch(x, y, return_dict=True)
+    assert all(np.isfinite(v) for v in logs.values())
+    with pytest.raises(ValueError, match="cross_reference"):
+        tiny_colorizer().compile(cross_reference=1.0)
+
+
 def test_perceptual_weights_need_a_network():
     with pytest.raises(ValueError, match="perceptual network"):
         tiny_colorizer(perceptual=None).compile()

@@ -61,7 +61,7 @@ def train_step(model, state, data):
     params.values.update(_State(model.non_trainable_variables, non_trainable).values)
     opt = _State(model.optimizer.variables, optimizer_variables)
     generator, discriminator = model.generator, model.discriminator
-    batch = _batch(model, params, data)
+    batch = model.training_batch(_batch(model, params, data))
     sketch, target = batch["sketch"], batch["target"]
     adversarial = bool(model.loss_weights["adversarial"])
 

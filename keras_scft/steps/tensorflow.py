@@ -29,7 +29,7 @@ def _record(model, values):
 
 
 def train_step(model, data):
-    batch = _batch(model, data)
+    batch = model.training_batch(_batch(model, data))
     replicas = tf.distribute.get_strategy().num_replicas_in_sync
     generator, discriminator = model.generator, model.discriminator
     sketch, target = batch["sketch"], batch["target"]
