@@ -25,7 +25,10 @@ def pack(folder: str, prefix: str, limit_mb: float = 15.0) -> list[str]:
         nonlocal names, blobs, size, part
         if names:
             path = f"{prefix}-{part}.npz"
-            np.savez(path, names=np.array(names), blobs=np.array(blobs, dtype=object))
+            packed = np.empty(len(blobs), dtype=object)  # np.array(blobs, dtype=object) would make
+            for i, blob in enumerate(blobs):             # a 2-D array of one blob or of equal-length ones
+                packed[i] = blob
+            np.savez(path, names=np.array(names), blobs=packed)
             written.append(path)
             names, blobs, size, part = [], [], 0, part + 1
 
@@ -43,14 +46,26 @@ def pack(folder: str, prefix: str, limit_mb: float = 15.0) -> list[str]:
 
 
 def unpack(pattern: str) -> tuple[list[str], np.ndarray]:
-    """All images of the chunks matching ``pattern``, sorted by name: (names, uint8 [N, H, W, 3])."""
-    items = []
-    for path in sorted(glob.glob(pattern)):
+    """All images of the chunks matching ``pattern``, sorted by name: (names, uint8 [N, H, W, 3]).
+
+    The chunks must be one packed set: a name found twice (a pattern that matches the chunks
+    of two runs) is an error that names both files.
+    """
+    paths = sorted(glob.glob(pattern))
+    if not paths:
+        raise FileNotFoundError(f"no packed images match {pattern!r}")
+    items, seen = {}, {}
+    for path in paths:
         chunk = np.load(path, allow_pickle=True)
         for name, blob in zip(chunk["names"], chunk["blobs"]):
-            items.append((str(name), np.asarray(Image.open(io.BytesIO(blob.tobytes())).convert("RGB"))))
-    items.sort()
-    return [n for n, _ in items], np.stack([a for _, a in items])
+            name = str(name)
+            if name in seen:
+                raise ValueError(f"image {name!r} is in both {seen[name]} and {path}: {pattern!r} matches "
+                                 "more than one packed set; give each run its own pattern")
+            seen[name] = path
+            items[name] = np.asarray(Image.open(io.BytesIO(blob.tobytes())).convert("RGB"))
+    names = sorted(items)
+    return names, np.stack([items[n] for n in names])
 
 
 if __name__ == "__main__":
