@@ -83,12 +83,13 @@ def prepare_train(size: int, batch: int, precision: str, augment_in_step: bool, 
     lower_s = time.perf_counter() - t0
     compiled = lowered.compile()
     compile_s = time.perf_counter() - t0
+    xla_flags = os.environ.get("XLA_FLAGS", "")
     print(f"built in {build_s:.1f} s, lowered in {lower_s:.1f} s, compiled in {compile_s:.1f} s "
-          f"(XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r})", file=sys.stderr, flush=True)
+          f"(XLA_FLAGS={xla_flags!r})", file=sys.stderr, flush=True)
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
     return {"compiled": compiled, "state": state, "data": data, "flops": flops["total"], "compile_s": compile_s,
-            "lower_s": lower_s, "build_s": build_s,
+            "lower_s": lower_s, "build_s": build_s, "xla_flags": xla_flags,
             "xla_flops": float(cost.get("flops", 0.0)) if cost else 0.0}
 
 
@@ -111,7 +112,7 @@ def run_train(size: int, batch: int, precision: str, steps: int, augment_in_step
     return {
         "kind": "train", "size": size, "batch": batch, "precision": precision,
         "augment_in_step": augment_in_step, "step_ms": seconds * 1e3, "img_per_s": batch / seconds,
-        "compile_s": run["compile_s"], "lower_s": run["lower_s"], "build_s": run["build_s"], "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "compile_s": run["compile_s"], "lower_s": run["lower_s"], "build_s": run["build_s"], "xla_flags": run["xla_flags"],
         "analytic_gflop_per_img": run["flops"] / 1e9,
         "xla_gflop_per_step": run["xla_flops"] / 1e9,
         "achieved_tflops": run["flops"] * batch / seconds / 1e12,

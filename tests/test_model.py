@@ -151,9 +151,14 @@ def _saved_arrays(path) -> dict:
     import h5py
 
     counts = {}
+
+    def count(name, obj):
+        if isinstance(obj, h5py.Dataset):
+            group = name.rsplit("/", 1)[0]
+            counts[group] = counts.get(group, 0) + 1
+
     with zipfile.ZipFile(path) as archive, archive.open("model.weights.h5") as f, h5py.File(f, "r") as h5:
-        h5.visititems(lambda name, obj: counts.__setitem__(name.rsplit("/", 1)[0], counts.get(name.rsplit("/", 1)[0], 0) + 1)
-                      if isinstance(obj, h5py.Dataset) else None)
+        h5.visititems(count)
     return counts
 
 
