@@ -14,7 +14,7 @@ from pathlib import Path
 import keras
 
 from keras_scft.grids import image_grid, save_png
-from keras_scft.training.checkpoints import save_checkpoint
+from keras_scft.training.checkpoints import BackgroundWriter, serialize_model
 
 
 class NonFiniteLossError(RuntimeError):
@@ -67,7 +67,12 @@ class StopOnNonFinite(RunCallback):
 
 
 class Checkpointer(RunCallback):
-    """Saves the full training state every ``interval`` steps and at the end of training."""
+    """Saves the full training state every ``interval`` steps and at the end of training.
+
+    The archive is built in memory at the epoch end (training waits for that) and written to
+    disk on a background thread while training goes on; the last write is waited for when
+    training ends. ``seconds``: the time training waited for checkpoints in all.
+    """
 
     def __init__(self, folder: Path, interval: int, keep: int, steps_per_epoch: int, total_steps: int,
                  guard: StopOnNonFinite):
@@ -75,12 +80,21 @@ class Checkpointer(RunCallback):
         self.folder, self.interval, self.keep, self.total_steps = Path(folder), interval, keep, total_steps
         self.guard = guard
         self.last_saved: int | None = None
+        self.seconds = 0.0
+        self._writer = BackgroundWriter()
 
     def on_epoch_end(self, epoch, logs=None):
         step = self.step_at_epoch_end(epoch)
         if self.guard.failure is None and (step % self.interval == 0 or step >= self.total_steps):
-            save_checkpoint(self.model, self.folder, step, self.keep)
+            start = time.perf_counter()
+            self._writer.submit(serialize_model(self.model), self.folder, step, self.keep)
+            self.seconds += time.perf_counter() - start
             self.last_saved = step
+
+    def on_train_end(self, logs=None):
+        start = time.perf_counter()
+        self._writer.wait()
+        self.seconds += time.perf_counter() - start
 
 
 class SampleGrid(RunCallback):
@@ -110,7 +124,8 @@ class Throughput(RunCallback):
     """Adds ``img_per_s`` (training images per second over the epoch) to the epoch logs, and
     records ``first_step_seconds``: from ``started`` (a ``time.perf_counter()`` value, e.g.
     when the run began) to the end of the first training call (data loading, model building
-    and compilation included: the time a user waits before training runs)."""
+    and compilation included: the time a user waits before training runs), and
+    ``validation_seconds``: the time spent in validation (included in ``img_per_s``'s epochs)."""
 
     def __init__(self, batch_size: int, steps_per_epoch: int, started: float | None = None):
         super().__init__(steps_per_epoch)
@@ -118,6 +133,13 @@ class Throughput(RunCallback):
         self.history: list[float] = []
         self.started = time.perf_counter() if started is None else started
         self.first_step_seconds: float | None = None
+        self.validation_seconds = 0.0
+
+    def on_test_begin(self, logs=None):
+        self._test_start = time.perf_counter()
+
+    def on_test_end(self, logs=None):
+        self.validation_seconds += time.perf_counter() - self._test_start
 
     def on_train_batch_end(self, batch, logs=None):
         if self.first_step_seconds is None:

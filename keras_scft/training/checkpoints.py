@@ -6,6 +6,10 @@ is first written to ``.ckpt-<step>.keras.partial`` in the same folder and then r
 run killed mid-write leaves a partial file that is ignored (and removed on the next start),
 never a truncated ``ckpt-*.keras``.
 
+Saving has two parts: :func:`serialize_model` builds the archive in memory (it reads the
+variables, so it runs between training calls), :func:`write_checkpoint` puts it on disk.
+:class:`BackgroundWriter` runs the second part on a thread while training goes on.
+
 In a multi-worker run the chief alone writes and cleans the run's checkpoint folder (the
 other workers save into a scratch folder of their own, see :mod:`keras_scft.training.run`)
 and every worker resumes from the chief's checkpoints, so the folder must be on storage all
@@ -14,11 +18,14 @@ workers read (a shared file system).
 
 from __future__ import annotations
 
+import io
 import os
 import re
+import threading
 from pathlib import Path
 
 import keras
+from keras.src.saving import saving_lib  # private in Keras 3.15: the public save() takes paths only
 
 import keras_scft.model  # noqa: F401  (registers ColorizerModel and its layers for loading)
 from keras_scft.saving import load_model
@@ -48,19 +55,68 @@ def remove_partial(folder: str | os.PathLike) -> list[Path]:
     return removed
 
 
-def save_checkpoint(model: keras.Model, folder: str | os.PathLike, step: int, keep: int) -> Path:
-    """Save ``model`` as the checkpoint of ``step`` atomically and keep the newest ``keep``."""
+def serialize_model(model: keras.Model) -> io.BytesIO:
+    """The ``.keras`` archive that ``model.save`` would write, built in memory."""
+    buffer = io.BytesIO()
+    saving_lib.save_model(model, buffer)
+    return buffer
+
+
+def write_checkpoint(archive: io.BytesIO, folder: str | os.PathLike, step: int, keep: int) -> Path:
+    """Write a serialized model as the checkpoint of ``step`` atomically (partial file, fsync,
+    rename) and keep the newest ``keep``."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     final = checkpoint_path(folder, step)
     partial = folder / f".{final.name}.partial.keras"
-    model.save(partial)
-    with open(partial, "rb") as f:
+    with open(partial, "wb") as f:
+        f.write(archive.getbuffer())
+        f.flush()
         os.fsync(f.fileno())
     os.replace(partial, final)
     for _, old in list_checkpoints(folder)[:-keep]:
         old.unlink()
     return final
+
+
+def save_checkpoint(model: keras.Model, folder: str | os.PathLike, step: int, keep: int) -> Path:
+    """Save ``model`` as the checkpoint of ``step`` atomically and keep the newest ``keep``."""
+    return write_checkpoint(serialize_model(model), folder, step, keep)
+
+
+class BackgroundWriter:
+    """Writes serialized checkpoints on one background thread, one at a time.
+
+    :meth:`submit` first waits for the previous write, so at most one archive is held in
+    memory besides the model. A failed write is raised by the next :meth:`submit` or
+    :meth:`wait`. The thread is not a daemon: the interpreter finishes a write before it
+    exits, and a killed process leaves only a partial file (ignored on resume).
+    """
+
+    def __init__(self):
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def submit(self, archive: io.BytesIO, folder: str | os.PathLike, step: int, keep: int) -> None:
+        self.wait()
+
+        def work():
+            try:
+                write_checkpoint(archive, folder, step, keep)
+            except BaseException as error:  # noqa: BLE001 - handed to the training thread
+                self._error = error
+
+        self._thread = threading.Thread(target=work, name=f"checkpoint-{step}")
+        self._thread.start()
+
+    def wait(self) -> None:
+        """Block until the pending write is on disk; raise its error if it failed."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
 
 
 def load_latest(folder: str | os.PathLike, clean: bool = True) -> tuple[int, keras.Model] | None:

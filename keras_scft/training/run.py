@@ -327,7 +327,8 @@ def train(recipe: dict, resume: bool = True, progress: bool = True, processes: P
     final = {k: float(v[-1]) for k, v in history.history.items() if v}
     final.update(steps=total, resumed_from=start, wall_seconds=wall, backend=backend,
                  train_img_per_s_median=sorted(speed.history)[len(speed.history) // 2] if speed.history else None,
-                 seconds_to_first_step=speed.first_step_seconds, seconds_to_fit=seconds_to_fit)
+                 seconds_to_first_step=speed.first_step_seconds, seconds_to_fit=seconds_to_fit,
+                 checkpoint_seconds=checkpointer.seconds, validation_seconds=speed.validation_seconds)
     _save_generator(model, writes / "generator.keras")
     if chief:
         _write_json(run_dir / "final_metrics.json", final)

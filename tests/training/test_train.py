@@ -1,3 +1,4 @@
+import io
 import json
 import os
 import signal
@@ -11,8 +12,10 @@ import numpy as np
 import pytest
 
 from keras_scft.recipes import RecipeError, load_recipe, validate
+from keras_scft.saving import load_model
 from keras_scft.training.callbacks import StopOnNonFinite
-from keras_scft.training.checkpoints import list_checkpoints, load_latest, save_checkpoint
+from keras_scft.training.checkpoints import (BackgroundWriter, list_checkpoints, load_latest, save_checkpoint,
+                                             serialize_model)
 from keras_scft.training.run import train
 from tests.helpers import TINY_WIDTHS, tiny_colorizer
 
@@ -50,6 +53,8 @@ def test_tiny_recipe_end_to_end(tmp_path, sample_dir, monkeypatch):
         "x.reference.npy", "x.sketch.npy", "y.correspondence.npy", "y.negative.npy", "y.target.npy", "y.valid.npy"]
     run = tmp_path / "run"
     assert final["steps"] == 4 and np.isfinite(final["loss_g"])
+    assert final["checkpoint_seconds"] > 0 and final["validation_seconds"] > 0
+    assert final["checkpoint_seconds"] + final["validation_seconds"] < final["wall_seconds"]
     assert [s for s, _ in list_checkpoints(run / "checkpoints")] == [2, 4]
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["step-00000002.png", "step-00000004.png"]
     history = json.loads((run / "history.json").read_text())
@@ -144,6 +149,37 @@ def test_interrupted_checkpoint_write_is_ignored(tmp_path):
         step, _ = load_latest(folder)
     assert step == 2
     assert not (folder / ".ckpt-00000004.keras.partial.keras").exists()
+
+
+def test_background_checkpoints_are_the_state_at_submit(tmp_path):
+    model = tiny_colorizer()
+    model.compile(loss_weights={"perceptual": 0, "style": 0})
+    before = model.generator.get_weights()
+    folder = tmp_path / "checkpoints"
+    writer = BackgroundWriter()
+    writer.submit(serialize_model(model), folder, 2, keep=2)
+    model.generator.set_weights([w + 1 for w in before])  # training goes on while it writes
+    writer.submit(serialize_model(model), folder, 4, keep=2)
+    model.generator.set_weights([w + 2 for w in before])
+    writer.submit(serialize_model(model), folder, 6, keep=2)
+    writer.wait()
+    found = list_checkpoints(folder)
+    assert [s for s, _ in found] == [4, 6]  # keep=2 pruned step 2
+    assert not list(folder.glob(".*partial*"))
+    for (_, path), offset in zip(found, (1, 2)):
+        for a, b in zip(load_model(path).generator.get_weights(), before):
+            np.testing.assert_array_equal(a, b + offset)
+
+
+def test_a_failed_background_write_is_raised(tmp_path):
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("a file where the checkpoint folder should be")
+    writer = BackgroundWriter()
+    writer.submit(io.BytesIO(b"archive"), blocker, 2, keep=1)
+    with pytest.raises(FileExistsError):
+        writer.wait()
+    writer.wait()  # raised once; the writer is usable again
+    assert blocker.read_text().startswith("a file")
 
 
 @pytest.mark.slow
