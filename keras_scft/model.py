@@ -149,6 +149,7 @@ class ColorizerModel(keras.Model):
             "d_optimizer": keras.saving.serialize_keras_object(self.d_optimizer),
             "loss_weights": self.loss_weights, "gan_loss": gan_loss, "triplet_margin": self.triplet_margin,
             "triplet_cells": triplet_cells, "cross_reference": self.cross_reference,
+            **kwargs,  # steps_per_execution, jit_compile: a loaded checkpoint trains as it was compiled
         }
 
     def get_compile_config(self):

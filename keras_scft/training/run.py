@@ -258,6 +258,7 @@ def train(recipe: dict, resume: bool = True, progress: bool = True, processes: P
         restored = load_latest(checkpoints, clean=chief) if resume else None
         if restored is not None:
             start, model = restored
+            model.steps_per_execution = train_cfg["steps_per_execution"]  # the recipe's (no effect on the math)
             _say(f"resuming {run_dir} from step {start}")
         else:
             keras.utils.set_random_seed(recipe["seed"])  # same recipe, same initial weights

@@ -151,6 +151,25 @@ def test_interrupted_checkpoint_write_is_ignored(tmp_path):
     assert not (folder / ".ckpt-00000004.keras.partial.keras").exists()
 
 
+def test_a_resumed_run_executes_the_recipes_steps_per_execution(tmp_path, sample_dir, monkeypatch):
+    from keras_scft.model import ColorizerModel
+
+    seen, fit = [], ColorizerModel.fit
+
+    def recording_fit(self, *args, **kwargs):
+        seen.append(self.steps_per_execution)
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(ColorizerModel, "fit", recording_fit)
+    recipe = validate(tiny_recipe(tmp_path, sample_dir, train={"steps": 2, "steps_per_execution": 2},
+                                  output={"sample_interval": 0}))
+    recipe["name"] = "spe"
+    train(recipe, progress=False)
+    recipe["train"].update(steps=4, steps_per_execution=1)  # changed on resume: no effect on the math
+    train(recipe, progress=False)
+    assert seen == [2, 1]
+
+
 def test_background_checkpoints_are_the_state_at_submit(tmp_path):
     model = tiny_colorizer()
     model.compile(loss_weights={"perceptual": 0, "style": 0})
