@@ -56,16 +56,7 @@ def remove_partial(folder: str | os.PathLike) -> list[Path]:
 
 
 def serialize_model(model: keras.Model) -> io.BytesIO:
-    """The ``.keras`` archive that ``model.save`` would write, built in memory.
-
-    On JAX, first copies every variable to the host in one batched transfer (each array keeps
-    its host copy), so the archive's variable-by-variable reads do not each wait on the device.
-    """
-    if keras.backend.backend() == "jax":
-        import jax
-
-        optimizer = getattr(model, "optimizer", None)
-        jax.device_get([v.value for v in model.variables + (optimizer.variables if optimizer else [])])
+    """The ``.keras`` archive that ``model.save`` would write, built in memory."""
     buffer = io.BytesIO()
     saving_lib.save_model(model, buffer)
     return buffer
