@@ -46,6 +46,17 @@ overrides() {
   esac
 }
 
+# score_and_pack MODEL METRICS SCORES LOG PACKED WHAT: tools/score.py on the test split into
+# $dir/SCORES.json (log: LOG), the cross-reference outputs packed as OUT/PACKED-*.npz, then
+# removed. Uses run_one's $dir, $name and $start.
+score_and_pack() {
+  python3 tools/score.py --model "$1" --data data/openmoji --split test --metrics "$2" --out "$dir/$3.json" \
+    --save-outputs "$dir/$3_outputs" --force > "$4" 2>&1
+  echo "$name: $6 (rc $?) at $((SECONDS - start)) s" | tee -a "$OUT/summary.log"
+  python3 benchmarks/pack_images.py pack "$dir/$3_outputs/cross_reference" "$OUT/$5" > /dev/null
+  rm -rf "$dir/$3_outputs"
+}
+
 run_one() {
   local config=${1%%@*} name=${1//@/_} own=()
   name=${name//=/-}
@@ -60,13 +71,8 @@ run_one() {
   echo "$name: trained (rc $?) in $((SECONDS - start)) s" | tee -a "$OUT/summary.log"
   local model=$dir/generator.keras
   [ -f "$model" ] || model=$(ls "$dir"/checkpoints/ckpt-*.keras 2>/dev/null | tail -1)
-  python3 tools/score.py --model "$model" --data data/openmoji --split test \
-    --metrics psnr,ssim,lpips,corr --out "$dir/scores.json" --save-outputs "$dir/outputs" --force \
-    > "$dir.score.log" 2>&1
-  echo "$name: scored (rc $?) at $((SECONDS - start)) s" | tee -a "$OUT/summary.log"
+  score_and_pack "$model" psnr,ssim,lpips,corr scores "$dir.score.log" "$name-cross" "scored"
   cp "$dir.train.log" "$dir.score.log" "$dir/" 2>/dev/null
-  python3 benchmarks/pack_images.py pack "$dir/outputs/cross_reference" "$OUT/$name-cross" > /dev/null
-  rm -rf "$dir/outputs"
   tar -cf "$OUT/$name.tar" --exclude=generator.keras --exclude=checkpoints -C "$RUNS" "$name"
   if [ -n "${EXTRA_SCORE:-}" ]; then  # after packing, so the main results survive a timeout here
     # shellcheck disable=SC2086
@@ -78,11 +84,8 @@ run_one() {
   if [ -n "${SCORE_CHECKPOINT:-}" ]; then  # last, so that a timeout here loses only this
     local last
     last=$(ls "$dir"/checkpoints/ckpt-*.keras 2>/dev/null | tail -1)
-    python3 tools/score.py --model "$last" --data data/openmoji --split test --metrics psnr,ssim \
-      --out "$dir/checkpoint_scores.json" --save-outputs "$dir/checkpoint_outputs" --force > "$dir/checkpoint_score.log" 2>&1
-    echo "$name: scored its last checkpoint ${last##*/} (rc $?) at $((SECONDS - start)) s" | tee -a "$OUT/summary.log"
-    python3 benchmarks/pack_images.py pack "$dir/checkpoint_outputs/cross_reference" "$OUT/$name-checkpoint-cross" > /dev/null
-    rm -rf "$dir/checkpoint_outputs"
+    score_and_pack "$last" psnr,ssim checkpoint_scores "$dir/checkpoint_score.log" "$name-checkpoint-cross" \
+      "scored its last checkpoint ${last##*/}"
     tar -rf "$OUT/$name.tar" -C "$RUNS" "$name/checkpoint_scores.json" "$name/checkpoint_score.log"
   fi
   rm -rf "$dir/checkpoints"
