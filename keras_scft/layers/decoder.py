@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 
+from keras_scft.layers.initializers import HostGlorotUniform
 from keras_scft.layers.norm import conv_norm_act, norm_act
 from keras_scft.layers.padded_conv import ChannelPaddedConv2D
 from keras_scft.layers.space_to_depth_conv import use_space_to_depth
@@ -35,5 +36,5 @@ def unet_decode(features, skips, widths, norm: str, name: str = "decoder"):
     # 3 output channels: padded to 8 (or, on space-to-depth blocks, 12 to 16) for tensor-core kernels.
     blocks = use_space_to_depth(x.shape[-1], 3)
     x = ChannelPaddedConv2D(3, 3, padding="same", channel_multiple=16 if blocks else 8, space_to_depth=blocks,
-                            name=f"{name}_rgb")(x)
+                            kernel_initializer=HostGlorotUniform(), name=f"{name}_rgb")(x)
     return keras.layers.Activation("tanh", dtype="float32", name="image")(x)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 
+from keras_scft.layers.initializers import HostGlorotUniform
 from keras_scft.layers.spectral_norm import SpectralNormConv2D
 
 DEFAULT_D_WIDTHS = (64, 128, 256, 512)
@@ -28,7 +29,8 @@ class PatchDiscriminator(keras.Model):
 
         def conv(filters, strides, layer_name):
             layer_class = SpectralNormConv2D if spectral_norm else keras.layers.Conv2D
-            return layer_class(filters, 4, strides=strides, padding="same", name=layer_name)
+            return layer_class(filters, 4, strides=strides, padding="same", kernel_initializer=HostGlorotUniform(),
+                               name=layer_name)
 
         for i, width in enumerate(widths):
             x = conv(width, 2 if i < len(widths) - 1 else 1, f"conv{i}")(x)

@@ -6,6 +6,7 @@ import functools
 
 import keras
 
+from keras_scft.layers.initializers import HostGlorotUniform
 from keras_scft.layers.padded_conv import ChannelPaddedConv2D, SpaceToDepthConv2D
 
 NORMS = ("instance", "batch", "group", "none")
@@ -44,7 +45,7 @@ def conv_norm_act(x, filters: int, norm: str, name: str, strides: int = 1, kerne
     else:
         conv = keras.layers.Conv2D
     x = conv(filters, kernel_size, strides=strides, padding="same", use_bias=norm == "none",
-             name=f"{name}_conv")(x)
+             kernel_initializer=HostGlorotUniform(), name=f"{name}_conv")(x)
     return norm_act(x, norm, name, activation)
 
 

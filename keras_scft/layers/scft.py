@@ -7,6 +7,8 @@ import math
 import keras
 from keras import ops
 
+from keras_scft.layers.initializers import HostGlorotUniform
+
 
 @keras.saving.register_keras_serializable(package="keras_scft")
 class SCFTAttention(keras.layers.Layer):
@@ -35,9 +37,9 @@ class SCFTAttention(keras.layers.Layer):
         if dim is None or input_shape[1][-1] != dim:
             raise ValueError(f"SCFTAttention needs equal, known channel counts, got {input_shape}")
         self.dim = int(dim)
-        self.query = keras.layers.Dense(self.dim, use_bias=False, name="query")
-        self.key = keras.layers.Dense(self.dim, use_bias=False, name="key")
-        self.value = keras.layers.Dense(self.dim, use_bias=False, name="value")
+        self.query = keras.layers.Dense(self.dim, use_bias=False, kernel_initializer=HostGlorotUniform(), name="query")
+        self.key = keras.layers.Dense(self.dim, use_bias=False, kernel_initializer=HostGlorotUniform(), name="key")
+        self.value = keras.layers.Dense(self.dim, use_bias=False, kernel_initializer=HostGlorotUniform(), name="value")
         for layer in (self.query, self.key, self.value):
             layer.build((None, None, self.dim))
 

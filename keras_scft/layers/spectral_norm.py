@@ -14,6 +14,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_scft.layers.initializers import HostRandomNormal
+
 # Power-iteration steps at build, to converge u on the initial kernel.
 BUILD_ITERATIONS = 15
 
@@ -56,7 +58,7 @@ class SpectralNormConv2D(keras.layers.Conv2D):
     def build(self, input_shape):
         super().build(input_shape)
         self.vector_u = self.add_weight(
-            shape=(1, self.filters), initializer=keras.initializers.RandomNormal(),
+            shape=(1, self.filters), initializer=HostRandomNormal(),
             trainable=False, name="vector_u", dtype=self.variable_dtype,
         )
         # As torch's spectral_norm: converge u on the initial kernel, so that the first

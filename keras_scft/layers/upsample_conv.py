@@ -6,6 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_scft.layers.initializers import HostGlorotUniform
 from keras_scft.layers.space_to_depth_conv import (depth_to_space, space_to_depth,
                                                    space_to_depth_kernel, use_space_to_depth)
 
@@ -51,12 +52,13 @@ class UpsampleConcatConv2D(keras.layers.Layer):
     Output: [B, 2H, 2W, filters].
     """
 
-    def __init__(self, filters: int, use_bias: bool = True, kernel_initializer="glorot_uniform",
+    def __init__(self, filters: int, use_bias: bool = True, kernel_initializer=None,
                  bias_initializer="zeros", **kwargs):
         super().__init__(**kwargs)
         self.filters = int(filters)
         self.use_bias = bool(use_bias)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.kernel_initializer = (HostGlorotUniform() if kernel_initializer is None
+                                   else keras.initializers.get(kernel_initializer))
         self.bias_initializer = keras.initializers.get(bias_initializer)
 
     def build(self, input_shape):

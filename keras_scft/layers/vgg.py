@@ -24,6 +24,7 @@ import numpy as np
 from keras import layers as kl
 from keras import ops
 
+from keras_scft.layers.initializers import HostGlorotUniform
 from keras_scft.layers.pooling import BlockMaxPooling2D
 from keras_scft.layers.vgg_weights import PREPROCESSING_ATTR, lpips_vgg16_weights
 
@@ -180,7 +181,8 @@ def build_vgg_features(
                 break
             filters = min(64 * 2 ** (block - 1), 512)
             name = f"block{block}_conv{conv}"
-            layer = kl.Conv2D(filters, 3, padding="same", activation="relu", name=name, dtype=dtype)
+            layer = kl.Conv2D(filters, 3, padding="same", activation="relu", kernel_initializer=HostGlorotUniform(),
+                              name=name, dtype=dtype)
             x = layer(x)
             if convs is not None:
                 layer.set_weights(convs[name])

@@ -109,8 +109,8 @@ def save_checkpoint(model: keras.Model, folder: str | os.PathLike, step: int, ke
 class BackgroundWriter:
     """Writes serialized checkpoints on one background thread, one at a time.
 
-    :meth:`submit` first waits for the previous write, so at most one archive is held in
-    memory besides the model. A failed write is raised by the next :meth:`submit` or
+    :meth:`submit` first waits for the previous write (one write at a time; to hold one
+    archive in memory at a time, call :meth:`wait` before serializing the next). A failed write is raised by the next :meth:`submit` or
     :meth:`wait`. The thread is not a daemon: the interpreter finishes a write before it
     exits, and a killed process leaves only a partial file (ignored on resume).
     """
