@@ -1,10 +1,10 @@
 """Initial weights drawn on the host.
 
 On JAX, Keras' random initializers run ``jax.random`` eagerly, which compiles one small
-device program per distinct weight shape: 70 programs for the recipes/openmoji.json model,
-9.6 s of its 14.6 s build on a 2-core CPU and most of the ~25 s before training on an H100's
-cold start (and, on a second start, 70 reads from the compilation cache). Drawing with numpy
-compiles nothing, on every backend.
+device program per distinct weight shape: 70 of the 91 programs that building the
+recipes/openmoji.json model compiled (about 10 of its 14 s on a 2-core CPU; the H100's cold
+start spent ~25 s building). Drawing with numpy compiles nothing, on every backend: that
+build takes 6.4 s (docs/benchmarks.md, "Initial weights drawn on the host").
 """
 
 from __future__ import annotations

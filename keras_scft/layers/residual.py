@@ -25,11 +25,11 @@ class ResidualBlock(keras.layers.Layer):
     def build(self, input_shape):
         channels = input_shape[-1]
         bias = self.norm == "none"
-        self.conv1 = FilterMajorConv2D(channels, 3, padding="same", use_bias=bias, kernel_initializer=HostGlorotUniform(),
-                                       name="conv1")
+        self.conv1 = FilterMajorConv2D(channels, 3, padding="same", use_bias=bias,
+                                       kernel_initializer=HostGlorotUniform(), name="conv1")
         self.norm1 = make_norm(self.norm, name="norm1")
-        self.conv2 = FilterMajorConv2D(channels, 3, padding="same", use_bias=bias, kernel_initializer=HostGlorotUniform(),
-                                       name="conv2")
+        self.conv2 = FilterMajorConv2D(channels, 3, padding="same", use_bias=bias,
+                                       kernel_initializer=HostGlorotUniform(), name="conv2")
         self.norm2 = make_norm(self.norm, name="norm2")
         self.conv1.build(input_shape)
         self.norm1.build(input_shape)

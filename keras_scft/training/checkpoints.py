@@ -110,9 +110,10 @@ class BackgroundWriter:
     """Writes serialized checkpoints on one background thread, one at a time.
 
     :meth:`submit` first waits for the previous write (one write at a time; to hold one
-    archive in memory at a time, call :meth:`wait` before serializing the next). A failed write is raised by the next :meth:`submit` or
-    :meth:`wait`. The thread is not a daemon: the interpreter finishes a write before it
-    exits, and a killed process leaves only a partial file (ignored on resume).
+    archive in memory at a time, call :meth:`wait` before serializing the next). A failed
+    write is raised by the next :meth:`submit` or :meth:`wait`. The thread is not a daemon:
+    the interpreter finishes a write before it exits, and a killed process leaves only a
+    partial file (ignored on resume).
     """
 
     def __init__(self):
