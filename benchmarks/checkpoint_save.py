@@ -15,12 +15,11 @@ also under ``optimizer/``), for the comparison. Prints one JSON line with the de
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
 
-from train_step import device_name  # (also makes JAX the default backend, as in the other benchmarks)
+from train_step import device_name, emit_result  # (also makes JAX the default backend, as in the other benchmarks)
 
 
 def main() -> None:
@@ -61,11 +60,7 @@ def main() -> None:
               "serialize_s": serialize_s, "write_s": write_s,
               "save_s": [a + b for a, b in zip(serialize_s, write_s)], "build_s": build_s}
     os.remove(path)
-    line = json.dumps(result)
-    print(line, flush=True)
-    if args.out:
-        with open(args.out, "a") as f:
-            f.write(line + "\n")
+    emit_result(result, args.out)
 
 
 if __name__ == "__main__":

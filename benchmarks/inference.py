@@ -12,7 +12,6 @@ peak device memory, and the device.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -96,15 +95,11 @@ def main() -> None:
     parser.add_argument("--peak-tflops", type=float, default=790.0)
     parser.add_argument("--out", default=None, help="append the JSON line here")
     args = parser.parse_args()
-    from train_step import device_name
+    from train_step import device_name, emit_result
 
     result = run_inference(args.size, args.batch, args.precision, args.steps)
     result.update(device=device_name(), mfu=result["achieved_tflops"] / args.peak_tflops)
-    line = json.dumps(result)
-    print(line, flush=True)
-    if args.out:
-        with open(args.out, "a") as f:
-            f.write(line + "\n")
+    emit_result(result, args.out)
 
 
 if __name__ == "__main__":

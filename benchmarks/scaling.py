@@ -162,16 +162,15 @@ def main() -> None:
              for n in counts]
     if not args.no_check:
         specs += [{**base, "kind": "equality", "devices": n, "precision": "float32"} for n in counts if n > 1]
+    from train_step import emit_result
+
     results = []
     for spec in specs:
         result = _child(spec)
         if result is None:
             continue
         results.append(result)
-        print(json.dumps(result), flush=True)
-        if args.out:
-            with open(args.out, "a") as f:
-                f.write(json.dumps(result) + "\n")
+        emit_result(result, args.out)
     rates = {r["devices"]: r["img_per_s"] for r in results if r["kind"] == "throughput"}
     print(f"\n{'devices':>7} {'global batch':>12} {'img/s':>9} {'efficiency':>10}")
     for r in (r for r in results if r["kind"] == "throughput"):

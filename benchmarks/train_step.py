@@ -31,6 +31,15 @@ def device_name() -> str:
     return f"{d.platform}:{getattr(d, 'device_kind', d)} x{jax.device_count()}"
 
 
+def emit_result(result: dict, out: str | None) -> None:
+    """Print ``result`` as one JSON line and append it to the file ``out`` (if given)."""
+    line = json.dumps(result)
+    print(line, flush=True)
+    if out:
+        with open(out, "a") as f:
+            f.write(line + "\n")
+
+
 def peak_memory() -> int | None:
     import jax
 
@@ -165,10 +174,7 @@ def main() -> None:
             continue
         result = json.loads(lines[-1][7:])
         results.append(result)
-        print(json.dumps(result), flush=True)
-        if args.out:
-            with open(args.out, "a") as f:
-                f.write(json.dumps(result) + "\n")
+        emit_result(result, args.out)
     print(f"\ndevice: {results[0]['device'] if results else '?'}")
     print(f"{'kind':9} {'prec':15} {'batch':>5} {'aug':>4} {'img/s':>8} {'ms':>8} {'MFU':>6} {'compile s':>9} {'mem GB':>7}")
     for r in results:
