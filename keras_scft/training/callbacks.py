@@ -14,7 +14,7 @@ from pathlib import Path
 import keras
 
 from keras_scft.grids import image_grid, save_png
-from keras_scft.training.checkpoints import BackgroundWriter, serialize_model
+from keras_scft.training.checkpoints import BackgroundWriter
 
 
 class NonFiniteLossError(RuntimeError):
@@ -87,8 +87,7 @@ class Checkpointer(RunCallback):
         step = self.step_at_epoch_end(epoch)
         if self.guard.failure is None and (step % self.interval == 0 or step >= self.total_steps):
             start = time.perf_counter()
-            self._writer.wait()  # one archive in memory at a time
-            self._writer.submit(serialize_model(self.model), self.folder, step, self.keep)
+            self._writer.save(self.model, self.folder, step, self.keep)
             self.seconds += time.perf_counter() - start
             self.last_saved = step
 

@@ -107,21 +107,22 @@ def save_checkpoint(model: keras.Model, folder: str | os.PathLike, step: int, ke
 
 
 class BackgroundWriter:
-    """Writes serialized checkpoints on one background thread, one at a time.
+    """Saves checkpoints with the disk write on a background thread, one at a time.
 
-    :meth:`submit` first waits for the previous write (one write at a time; to hold one
-    archive in memory at a time, call :meth:`wait` before serializing the next). A failed
-    write is raised by the next :meth:`submit` or :meth:`wait`. The thread is not a daemon:
-    the interpreter finishes a write before it exits, and a killed process leaves only a
-    partial file (ignored on resume).
+    :meth:`save` first waits for the previous write (so one archive is in memory at a time),
+    builds the archive (it reads the variables, so the caller's thread does it), and writes it
+    on a new thread. A failed write is raised by the next :meth:`save` or :meth:`wait`. The
+    thread is not a daemon: the interpreter finishes a write before it exits, and a killed
+    process leaves only a partial file (ignored on resume).
     """
 
     def __init__(self):
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
 
-    def submit(self, archive: ArchiveChunks, folder: str | os.PathLike, step: int, keep: int) -> None:
+    def save(self, model: keras.Model, folder: str | os.PathLike, step: int, keep: int) -> None:
         self.wait()
+        archive = serialize_model(model)
 
         def work():
             try:

@@ -13,8 +13,7 @@ import pytest
 from keras_scft.recipes import RecipeError, load_recipe, validate
 from keras_scft.saving import load_model
 from keras_scft.training.callbacks import StopOnNonFinite
-from keras_scft.training.checkpoints import (ArchiveChunks, BackgroundWriter, list_checkpoints, load_latest,
-                                             save_checkpoint, serialize_model)
+from keras_scft.training.checkpoints import BackgroundWriter, list_checkpoints, load_latest, save_checkpoint
 from keras_scft.training.run import train
 from tests.helpers import TINY_WIDTHS, tiny_colorizer
 
@@ -169,17 +168,17 @@ def test_a_resumed_run_executes_the_recipes_steps_per_execution(tmp_path, sample
     assert seen == [2, 1]
 
 
-def test_background_checkpoints_are_the_state_at_submit(tmp_path):
+def test_background_checkpoints_are_the_state_at_save(tmp_path):
     model = tiny_colorizer()
     model.compile(loss_weights={"perceptual": 0, "style": 0})
     before = model.generator.get_weights()
     folder = tmp_path / "checkpoints"
     writer = BackgroundWriter()
-    writer.submit(serialize_model(model), folder, 2, keep=2)
+    writer.save(model, folder, 2, keep=2)
     model.generator.set_weights([w + 1 for w in before])  # training goes on while it writes
-    writer.submit(serialize_model(model), folder, 4, keep=2)
+    writer.save(model, folder, 4, keep=2)
     model.generator.set_weights([w + 2 for w in before])
-    writer.submit(serialize_model(model), folder, 6, keep=2)
+    writer.save(model, folder, 6, keep=2)
     writer.wait()
     found = list_checkpoints(folder)
     assert [s for s, _ in found] == [4, 6]  # keep=2 pruned step 2
@@ -192,10 +191,8 @@ def test_background_checkpoints_are_the_state_at_submit(tmp_path):
 def test_a_failed_background_write_is_raised(tmp_path):
     blocker = tmp_path / "not_a_folder"
     blocker.write_text("a file where the checkpoint folder should be")
-    archive = ArchiveChunks()
-    archive.write(b"archive")
     writer = BackgroundWriter()
-    writer.submit(archive, blocker, 2, keep=1)
+    writer.save(tiny_colorizer(), blocker, 2, keep=1)
     with pytest.raises(FileExistsError):
         writer.wait()
     writer.wait()  # raised once; the writer is usable again
