@@ -34,10 +34,13 @@ def _on_device(values: np.ndarray):
     return jax.device_put(values)
 
 
-def _generator(seed: int | None):
-    """numpy's global generator (seeded by ``keras.utils.set_random_seed``) or a fixed one."""
+def _check_seed(seed) -> None:
     if seed is not None and not isinstance(seed, int):
         raise ValueError(f"host initializers take an int seed or None, got {seed!r}")
+
+
+def _generator(seed: int | None):
+    """numpy's global generator (seeded by ``keras.utils.set_random_seed``) or a fixed one."""
     return np.random if seed is None else np.random.default_rng(seed)
 
 
@@ -57,7 +60,7 @@ class HostGlorotUniform(keras.initializers.GlorotUniform):
     """
 
     def __init__(self, seed: int | None = None):
-        _generator(seed)
+        _check_seed(seed)
         super().__init__(seed=seed)
 
     def __call__(self, shape, dtype=None):
@@ -76,7 +79,7 @@ class HostRandomNormal(keras.initializers.RandomNormal):
     :class:`HostGlorotUniform`)."""
 
     def __init__(self, mean: float = 0.0, stddev: float = 0.05, seed: int | None = None):
-        _generator(seed)
+        _check_seed(seed)
         super().__init__(mean=mean, stddev=stddev, seed=seed)
 
     def __call__(self, shape, dtype=None):
