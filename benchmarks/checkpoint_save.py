@@ -1,7 +1,7 @@
 """What one training checkpoint costs: size and seconds of ``save_checkpoint`` for a recipe's model.
 
     KERAS_BACKEND=jax python benchmarks/checkpoint_save.py recipes/openmoji.json [--repeats 3] [--dir /tmp/ckpt]
-        [--duplicate-slots] [--out results.json]
+        [--duplicate-slots] [--profile serialize.prof] [--out results.json]
 
 Builds the recipe's ColorizerModel (as tools/train.py does, without training: the sizes
 and the write path do not depend on the weights' values) and times the two parts of a
@@ -9,7 +9,11 @@ checkpoint ``--repeats`` times: ``serialize_s`` (the archive built in memory: tr
 for this) and ``write_s`` (partial file, fsync, rename: training's checkpointer does this on
 a background thread); ``save_s`` is their sum, a synchronous save. ``--duplicate-slots``
 saves in the format before :class:`keras_scft.optimizers.GANOptimizer` (every Adam slot
-also under ``optimizer/``), for the comparison. Prints one JSON line with the device.
+also under ``optimizer/``), for the comparison. ``host_copy_s``: one batched copy of every
+variable to host memory (``keras.ops.convert_to_numpy``), the part of serializing that needs
+the device. ``--profile`` runs one more serialization under cProfile, saves the statistics
+(read with ``python -m pstats``) and prints the 25 most expensive calls. Prints one JSON
+line with the device.
 """
 
 from __future__ import annotations
@@ -22,12 +26,17 @@ import time
 from train_step import device_name, emit_result  # (also makes JAX the default backend, as in the other benchmarks)
 
 
+def _state_variables(model) -> list:
+    return list(model.variables) + list(model.optimizer.variables)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("recipe")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--dir", default=None, help="where to write (default: a temporary folder)")
     parser.add_argument("--duplicate-slots", action="store_true", help="the earlier format, for comparison")
+    parser.add_argument("--profile", default=None, help="cProfile one more serialization into this file")
     parser.add_argument("--out", default=None, help="append the JSON line here")
     args = parser.parse_args()
 
@@ -55,10 +64,24 @@ def main() -> None:
         path = write_checkpoint(archive, folder, step, keep=1)
         serialize_s.append(t1 - t0)
         write_s.append(time.perf_counter() - t1)
+    host_copy_s = []
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        keras.tree.map_structure(keras.ops.convert_to_numpy, [v.value for v in _state_variables(model)])
+        host_copy_s.append(time.perf_counter() - t0)
+    if args.profile:
+        import cProfile
+        import pstats
+
+        profiler = cProfile.Profile()
+        profiler.runcall(serialize_model, model)
+        profiler.dump_stats(args.profile)
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
     result = {"recipe": args.recipe, "backend": keras.backend.backend(), "device": device_name(),
               "duplicate_slots": args.duplicate_slots, "size_mb": os.path.getsize(path) / 1e6,
               "serialize_s": serialize_s, "write_s": write_s,
-              "save_s": [a + b for a, b in zip(serialize_s, write_s)], "build_s": build_s}
+              "save_s": [a + b for a, b in zip(serialize_s, write_s)], "host_copy_s": host_copy_s,
+              "build_s": build_s}
     os.remove(path)
     emit_result(result, args.out)
 
