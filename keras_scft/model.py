@@ -44,6 +44,14 @@ def _perceptual_from_spec(spec):
     return build_vgg_features("vgg19", spec)
 
 
+def _share(share: float, size):
+    """round(share x size): a Python int when the batch size is static (JAX, and TF with a
+    known batch dimension), else an int32 tensor."""
+    if isinstance(size, int):
+        return int(round(share * size))
+    return ops.cast(ops.round(share * ops.cast(size, "float32")), "int32")
+
+
 @keras.saving.register_keras_serializable(package="keras_scft")
 class ColorizerModel(keras.Model):
     """Reference-based sketch colorization model (SCFT, Lee et al. CVPR 2020).
@@ -98,7 +106,7 @@ class ColorizerModel(keras.Model):
     # ------------------------------------------------------------------ compile
     def compile(self, g_optimizer=None, d_optimizer=None, loss_weights: dict | None = None,
                 gan_loss: str = "lsgan", triplet_margin: float = 12.0, triplet_cells: str = "all",
-                cross_reference: float = 0.0, **kwargs):
+                cross_reference: float = 0.0, cross_reference_extra: float = 0.0, **kwargs):
         """Configure training.
 
         Args:
@@ -114,6 +122,10 @@ class ColorizerModel(keras.Model):
                 replaced by another example's (see :meth:`training_batch`): no ground truth
                 exists for those, so only the adversarial loss trains G on them (the
                 triplet loss counts them as examples without valid cells, i.e. 0).
+            cross_reference_extra: like ``cross_reference``, but the cross-reference examples
+                are appended to the batch (round(share x B) more examples for G and D) instead of
+                replacing some: the reconstruction losses still see the whole batch. Either
+                this or ``cross_reference``, not both.
             kwargs: passed to ``keras.Model.compile`` (``steps_per_execution``, ``jit_compile``).
         """
         unknown = set(loss_weights or {}) - set(DEFAULT_LOSS_WEIGHTS)
@@ -125,6 +137,11 @@ class ColorizerModel(keras.Model):
             raise ValueError(f"triplet_cells must be one of {losses.TRIPLET_CELLS}, got {triplet_cells!r}")
         if not 0.0 <= cross_reference < 1.0:
             raise ValueError(f"cross_reference must be a share in [0, 1), got {cross_reference!r}")
+        if not 0.0 <= cross_reference_extra <= 1.0:
+            raise ValueError(f"cross_reference_extra must be a share in [0, 1], got {cross_reference_extra!r}")
+        if cross_reference and cross_reference_extra:
+            raise ValueError("set cross_reference (examples replaced) or cross_reference_extra (examples "
+                             f"appended), not both: got {cross_reference!r} and {cross_reference_extra!r}")
         self.loss_weights = {**DEFAULT_LOSS_WEIGHTS, **{k: float(v) for k, v in (loss_weights or {}).items()}}
         if self.perceptual is None and (self.loss_weights["perceptual"] or self.loss_weights["style"]):
             raise ValueError("perceptual and style loss weights need a perceptual network: pass "
@@ -133,6 +150,7 @@ class ColorizerModel(keras.Model):
         self.triplet_margin = float(triplet_margin)
         self.triplet_cells = triplet_cells
         self.cross_reference = float(cross_reference)
+        self.cross_reference_extra = float(cross_reference_extra)
         self.g_optimizer = g_optimizer or keras.optimizers.Adam(1e-4, beta_1=0.5, beta_2=0.999)
         self.d_optimizer = d_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5, beta_2=0.999)
         generator_ids = {id(v) for v in self.generator.trainable_variables}
@@ -149,6 +167,7 @@ class ColorizerModel(keras.Model):
             "d_optimizer": keras.saving.serialize_keras_object(self.d_optimizer),
             "loss_weights": self.loss_weights, "gan_loss": gan_loss, "triplet_margin": self.triplet_margin,
             "triplet_cells": triplet_cells, "cross_reference": self.cross_reference,
+            "cross_reference_extra": self.cross_reference_extra,
             **kwargs,  # steps_per_execution, jit_compile: a loaded checkpoint trains as it was compiled
         }
 
@@ -182,16 +201,25 @@ class ColorizerModel(keras.Model):
     def training_batch(self, batch: dict) -> dict:
         """The batch G trains on. With ``cross_reference`` > 0 the first round(share x B)
         examples take the next example's reference (another image, as in cross-reference
-        use) and lose their correspondence (``valid`` 0); ``self_reference`` [B] float32
-        marks the others (1), the examples that have a ground truth."""
-        if not self.cross_reference:
+        use) and lose their correspondence (``valid`` 0); with ``cross_reference_extra`` > 0
+        copies of the first round(share x B) examples with the next example's reference are
+        appended instead (B grows). ``self_reference`` [B'] float32 marks the examples that
+        keep their own reference (1): those with a ground truth."""
+        if not (self.cross_reference or self.cross_reference_extra):
             return batch
         reference = batch["reference"]
         size = ops.shape(reference)[0]
-        count = ops.cast(ops.round(self.cross_reference * ops.cast(size, "float32")), "int32")
-        cross = ops.logical_and(ops.arange(size) < count, size > 1)
+        others = ops.roll(reference, -1, axis=0)
+        if self.cross_reference_extra:
+            count = _share(self.cross_reference_extra, size)
+            cross = {**{k: v[:count] for k, v in batch.items()}, "reference": others[:count],
+                     "valid": ops.zeros_like(ops.cast(batch["valid"][:count], "float32"))}
+            own = ops.concatenate([ops.ones((size,)), ops.zeros((count,))])
+            appended = {k: ops.concatenate([ops.cast(batch[k], cross[k].dtype), cross[k]]) for k in cross}
+            return {**appended, "self_reference": own}
+        cross = ops.logical_and(ops.arange(size) < _share(self.cross_reference, size), size > 1)
         own = 1.0 - ops.cast(cross, "float32")
-        return {**batch, "reference": ops.where(cross[:, None, None, None], ops.roll(reference, -1, axis=0), reference),
+        return {**batch, "reference": ops.where(cross[:, None, None, None], others, reference),
                 "valid": ops.cast(batch["valid"], "float32") * own[:, None], "self_reference": own}
 
     def discriminator_objective(self, real_logits, fake_logits):

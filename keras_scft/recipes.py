@@ -35,6 +35,7 @@ class Field:
     nullable: bool = False
     minimum: float | None = None
     below: float | None = None  # exclusive upper bound
+    maximum: float | None = None  # inclusive upper bound
 
 
 LOSS_WEIGHTS = {"reconstruction": 30.0, "adversarial": 1.0, "triplet": 1.0, "perceptual": 0.01, "style": 50.0}
@@ -104,6 +105,12 @@ SCHEMA: dict[str, Any] = {
                                  "example's (as in use; no ground truth, so only the adversarial loss "
                                  "trains on them); 0: the paper's self-reference batches",
                                  minimum=0.0, below=1.0),
+        "cross_reference_extra": Field("float", 0.0, "as cross_reference, but those examples are appended "
+                                       "(copies of the first share x batch_size examples with another "
+                                       "example's reference) instead of replacing some: reconstruction "
+                                       "still trains on the whole batch; costs that share more G and D "
+                                       "work. Not together with cross_reference",
+                                       minimum=0.0, maximum=1.0),
     },
     "optimizer": {
         "g_learning_rate": Field("float", 1e-4, "generator Adam learning rate", minimum=0.0),
@@ -199,6 +206,8 @@ def _check(path: str, field: Field, value: Any) -> Any:
         raise RecipeError(f"recipe field \"{path}\": {value} is below the minimum {field.minimum}")
     if field.below is not None and isinstance(value, (int, float)) and value >= field.below:
         raise RecipeError(f"recipe field \"{path}\": {value} must be below {field.below}")
+    if field.maximum is not None and isinstance(value, (int, float)) and value > field.maximum:
+        raise RecipeError(f"recipe field \"{path}\": {value} is above the maximum {field.maximum}")
     return value
 
 

@@ -110,6 +110,40 @@ def test_cross_reference_share_swaps_references_and_trains_those_examples_advers
         tiny_colorizer().compile(cross_reference=1.0)
 
 
+@pytest.mark.multi_backend
+def test_cross_reference_extra_appends_examples_and_keeps_every_reconstruction_example():
+    model = tiny_colorizer()
+    model.compile(loss_weights={"perceptual": 0, "style": 0, "adversarial": 0}, cross_reference_extra=0.5)
+    x, y = _examples()
+    plain = {**x, **y}
+    batch = {k: keras.ops.convert_to_numpy(v) for k, v in model.training_batch(plain).items()}
+    assert batch["reference"].shape[0] == 6  # 4 + round(0.5 x 4)
+    np.testing.assert_array_equal(batch["self_reference"], [1, 1, 1, 1, 0, 0])
+    np.testing.assert_array_equal(batch["reference"][:4], x["reference"])  # untouched
+    np.testing.assert_array_equal(batch["reference"][4:], x["reference"][1:3])  # the next example's
+    np.testing.assert_array_equal(batch["sketch"][4:], x["sketch"][:2])  # copies of the first two
+    np.testing.assert_array_equal(batch["valid"][:4], y["valid"])
+    np.testing.assert_array_equal(batch["valid"][4:], 0)
+    # the appended examples have no ground truth: their targets do not enter G's losses
+    rng = np.random.default_rng(1)
+    image = rng.uniform(-1, 1, batch["reference"].shape).astype("float32")
+    cells = y["valid"].shape[1]
+    logits = rng.normal(size=(6, cells, cells)).astype("float32")
+    loss = lambda b: float(model.generator_objective(image, logits, b)[0])  # noqa: E731
+    other = dict(batch, target=np.concatenate([batch["target"][:4], -batch["target"][4:]]))
+    assert loss(other) == pytest.approx(loss(batch))
+    other = dict(batch, target=np.concatenate([-batch["target"][:1], batch["target"][1:]]))
+    assert loss(other) != pytest.approx(loss(batch))
+    model = tiny_colorizer()
+    model.compile(loss_weights={"perceptual": 0, "style": 0}, cross_reference_extra=0.5)
+    logs = model.train_on_batch(x, y, return_dict=True)
+    assert all(np.isfinite(v) for v in logs.values())
+    with pytest.raises(ValueError, match="not both"):
+        tiny_colorizer().compile(cross_reference=0.5, cross_reference_extra=0.5)
+    with pytest.raises(ValueError, match="cross_reference_extra"):
+        tiny_colorizer().compile(cross_reference_extra=1.5)
+
+
 def test_perceptual_weights_need_a_network():
     with pytest.raises(ValueError, match="perceptual network"):
         tiny_colorizer(perceptual=None).compile()

@@ -117,6 +117,7 @@ def build_model(recipe: dict, augment_in_step: bool) -> ColorizerModel:
         d_optimizer=keras.optimizers.Adam(opt["d_learning_rate"], beta_1=opt["beta_1"], beta_2=opt["beta_2"]),
         loss_weights=loss["weights"], gan_loss=loss["gan"], triplet_margin=loss["triplet_margin"],
         triplet_cells=loss["triplet_cells"], cross_reference=loss["cross_reference"],
+        cross_reference_extra=loss["cross_reference_extra"],
         steps_per_execution=recipe["train"]["steps_per_execution"],
     )
     return model

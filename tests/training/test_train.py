@@ -85,6 +85,16 @@ def test_resume_matches_an_uninterrupted_run(tmp_path, sample_dir):
         np.testing.assert_allclose(a, b, atol=1e-5)
 
 
+@pytest.mark.multi_backend
+def test_a_recipe_with_appended_cross_reference_examples_trains(tmp_path, sample_dir):
+    recipe = validate(tiny_recipe(tmp_path, sample_dir, loss={"cross_reference_extra": 0.5},
+                                  train={"steps": 2, "steps_per_execution": 1},
+                                  output={"sample_interval": 0, "checkpoint_interval": 2}))
+    recipe["name"] = "extra"
+    final = train(recipe, progress=False)
+    assert final["steps"] == 2 and np.isfinite(final["loss_g"])
+
+
 def test_recipe_errors_name_the_field(tmp_path, sample_dir):
     with pytest.raises(RecipeError, match='"train.batch_sizes" is unknown; allowed fields here: batch_size'):
         validate({"train": {"batch_sizes": 4, "steps": 1}})
@@ -99,6 +109,8 @@ def test_recipe_errors_name_the_field(tmp_path, sample_dir):
     assert validate({"augment": {"keep_white": 0.5}, "train": {"steps": 1}})["augment"]["keep_white"] == 0.5
     with pytest.raises(RecipeError, match='"optimizer.g_ema": 1.0 must be below 1.0'):
         validate({"optimizer": {"g_ema": 1}, "train": {"steps": 1}})
+    with pytest.raises(RecipeError, match='"loss.cross_reference_extra": 1.5 is above the maximum 1.0'):
+        validate({"loss": {"cross_reference_extra": 1.5}, "train": {"steps": 1}})
     with pytest.raises(RecipeError, match="give one of them"):
         validate({})
     path = tmp_path / "r.json"
