@@ -5,14 +5,23 @@ device program per distinct weight shape: 70 of the 91 programs that building th
 recipes/openmoji.json model compiled (about 10 of its 14 s on a 2-core CPU; the H100's cold
 start spent ~25 s building). Drawing with numpy compiles nothing, on every backend: that
 build takes 6.4 s (docs/benchmarks.md, "Initial weights drawn on the host").
+
+Unseeded draws come from numpy's global generator, shared by all threads; a thread that
+builds a model whose weights it then overwrites (the checkpoint writer loading its twin,
+:mod:`keras_scft.training.checkpoints`) draws from a generator of its own inside
+:func:`thread_private_draws`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 
 import keras
 import numpy as np
+
+_THREAD = threading.local()  # .generator: this thread's generator inside thread_private_draws
 
 
 def _fans(shape: tuple[int, ...]) -> tuple[int, int]:
@@ -39,9 +48,33 @@ def _check_seed(seed) -> None:
         raise ValueError(f"host initializers take an int seed or None, got {seed!r}")
 
 
+@contextlib.contextmanager
+def thread_private_draws(seed: int = 0):
+    """Within this, in the calling thread only, unseeded host initializers draw from a
+    generator of their own (seeded ``seed``) instead of numpy's global one, and take no
+    default seed from Python's global ``random`` (Keras' initializers draw one that ours
+    never use): the global generators other threads draw from stay as they were."""
+    previous = getattr(_THREAD, "generator", None)
+    _THREAD.generator = np.random.default_rng(seed)
+    try:
+        yield
+    finally:
+        _THREAD.generator = previous
+
+
 def _generator(seed: int | None):
-    """numpy's global generator (seeded by ``keras.utils.set_random_seed``) or a fixed one."""
-    return np.random if seed is None else np.random.default_rng(seed)
+    """A fixed generator for an int seed; else numpy's global one (seeded by
+    ``keras.utils.set_random_seed``), or this thread's in :func:`thread_private_draws`."""
+    if seed is not None:
+        return np.random.default_rng(seed)
+    private = getattr(_THREAD, "generator", None)
+    return np.random if private is None else private
+
+
+def _keras_seed(seed: int | None) -> int | None:
+    """The seed for Keras' base class, which stores it unused: for None it would draw one
+    from Python's global ``random``, so inside :func:`thread_private_draws` it gets 0."""
+    return 0 if seed is None and getattr(_THREAD, "generator", None) is not None else seed
 
 
 def _dtype(dtype) -> str:
@@ -61,7 +94,8 @@ class HostGlorotUniform(keras.initializers.GlorotUniform):
 
     def __init__(self, seed: int | None = None):
         _check_seed(seed)
-        super().__init__(seed=seed)
+        super().__init__(seed=_keras_seed(seed))
+        self._init_seed = seed
 
     def __call__(self, shape, dtype=None):
         fan_in, fan_out = _fans(tuple(shape))
@@ -80,7 +114,8 @@ class HostRandomNormal(keras.initializers.RandomNormal):
 
     def __init__(self, mean: float = 0.0, stddev: float = 0.05, seed: int | None = None):
         _check_seed(seed)
-        super().__init__(mean=mean, stddev=stddev, seed=seed)
+        super().__init__(mean=mean, stddev=stddev, seed=_keras_seed(seed))
+        self._init_seed = seed
 
     def __call__(self, shape, dtype=None):
         values = _generator(self._init_seed).normal(self.mean, self.stddev, size=tuple(shape))

@@ -1,9 +1,12 @@
+import random
+import threading
+
 import keras
 import numpy as np
 import pytest
 
 from keras_scft.layers import build_generator
-from keras_scft.layers.initializers import HostGlorotUniform, HostRandomNormal
+from keras_scft.layers.initializers import HostGlorotUniform, HostRandomNormal, thread_private_draws
 from tests.helpers import TINY_WIDTHS
 
 pytestmark = pytest.mark.multi_backend
@@ -56,3 +59,22 @@ def test_generator_kernels_are_drawn_on_the_host():
     kinds = {type(layer.kernel_initializer).__name__ for layer in generator._flatten_layers()
              if getattr(layer, "kernel_initializer", None) is not None}
     assert kinds == {"HostGlorotUniform"}
+
+
+def test_a_thread_building_with_private_draws_leaves_the_global_generators_alone():
+    def build():
+        with thread_private_draws():
+            built.append(build_generator(TINY_WIDTHS, residual_blocks=1, image_size=(32, 32)).get_weights())
+
+    keras.utils.set_random_seed(4)
+    numpy_state, python_state, built = np.random.get_state(), random.getstate(), []
+    for _ in range(2):
+        thread = threading.Thread(target=build)
+        thread.start()
+        thread.join()
+    after = np.random.get_state()
+    assert after[0] == numpy_state[0] and np.array_equal(after[1], numpy_state[1]) and after[2:] == numpy_state[2:]
+    assert random.getstate() == python_state
+    assert all(np.array_equal(a, b) for a, b in zip(*built))  # drawn from the private generator, seeded 0
+    HostGlorotUniform()((2, 2))  # outside the scope: numpy's global generator again
+    assert not np.array_equal(np.random.get_state()[1], numpy_state[1])
