@@ -69,9 +69,11 @@ class StopOnNonFinite(RunCallback):
 class Checkpointer(RunCallback):
     """Saves the full training state every ``interval`` steps and at the end of training.
 
-    The archive is built in memory at the epoch end (training waits for that) and written to
-    disk on a background thread while training goes on; the last write is waited for when
-    training ends. ``seconds``: the time training waited for checkpoints in all.
+    At the epoch end training waits only for the state to be taken: the first checkpoint's
+    archive is built there, a later one's state copied (see
+    :class:`~keras_scft.training.checkpoints.BackgroundWriter`); serializing it and writing
+    it to disk run on a background thread while training goes on. The last write is waited
+    for when training ends. ``seconds``: the time training waited for checkpoints in all.
     """
 
     def __init__(self, folder: Path, interval: int, keep: int, steps_per_epoch: int, total_steps: int,

@@ -8,7 +8,10 @@ never a truncated ``ckpt-*.keras``.
 
 Saving has two parts: :func:`serialize_model` builds the archive in memory (it reads the
 variables, so it runs between training calls), :func:`write_checkpoint` puts it on disk.
-:class:`BackgroundWriter` runs the second part on a thread while training goes on.
+:class:`BackgroundWriter` does both on a thread while training goes on: after its first
+checkpoint (serialized by the caller) it keeps a "twin", that checkpoint loaded into host
+memory; a later checkpoint is a snapshot of the model's state variables (on JAX a copy on
+the device, one program) that the thread puts into the twin, then serializes and writes.
 
 In a multi-worker run the chief alone writes and cleans the run's checkpoint folder (the
 other workers save into a scratch folder of their own, see :mod:`keras_scft.training.run`)
@@ -19,15 +22,19 @@ workers read (a shared file system).
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import re
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
+import numpy as np
 from keras.src.saving import saving_lib  # private in Keras 3.15: the public save() takes paths only
 
 import keras_scft.model  # noqa: F401  (registers ColorizerModel and its layers for loading)
+from keras_scft.layers.initializers import thread_private_draws
 from keras_scft.saving import load_model
 
 PATTERN = re.compile(r"^ckpt-(\d{8})\.keras$")
@@ -106,32 +113,97 @@ def save_checkpoint(model: keras.Model, folder: str | os.PathLike, step: int, ke
     return write_checkpoint(serialize_model(model), folder, step, keep)
 
 
-class BackgroundWriter:
-    """Saves checkpoints with the disk write on a background thread, one at a time.
+def state_variables(model: keras.Model) -> list:
+    """Every variable a checkpoint stores, in a fixed order: the model's (weights,
+    spectral-norm vectors, seed-generator states, metrics), then its optimizer's (step
+    counters, Adam slots, weight averages). Paths repeat (the two encoders name their blocks
+    alike): pair two models' lists by position."""
+    optimizer = getattr(model, "optimizer", None)  # none before compile
+    return list(model.variables) + (list(optimizer.variables) if optimizer is not None else [])
 
-    :meth:`save` first waits for the previous write (so one archive is in memory at a time),
-    builds the archive (it reads the variables, so the caller's thread does it), and writes it
-    on a new thread. A failed write is raised by the next :meth:`save` or :meth:`wait`. The
-    thread is not a daemon: the interpreter finishes a write before it exits, and a killed
-    process leaves only a partial file (ignored on resume).
+
+def _on_host():
+    """This process's CPU as the default device: the twin's arrays live in host memory."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        # local: in a multi-process run jax.devices("cpu")[0] is process 0's
+        return jax.default_device(jax.local_devices(backend="cpu")[0])
+    return keras.device("cpu:0")
+
+
+def _host_copy(value) -> np.ndarray:
+    """A numpy copy of a variable's value that later assignments cannot change (the torch
+    backend's conversion of a CPU tensor is a view of it)."""
+    array = keras.ops.convert_to_numpy(value)
+    return array if array.flags.owndata else array.copy()
+
+
+def _describe(variable) -> str:
+    return "nothing" if variable is None else f"{variable.path} {tuple(variable.shape)} {variable.dtype}"
+
+
+def _load_twin(path: Path, variables: list) -> tuple[keras.Model, list]:
+    """The checkpoint at ``path`` loaded into host memory, and its state variables, checked
+    to pair with ``variables`` (the saved model's) by position, shape and dtype."""
+    # keras.saving.load_model, not keras_scft.saving.load_model: that one records warnings,
+    # which is not thread-safe; a file just written has the current layout anyway.
+    with _on_host(), thread_private_draws():
+        twin = keras.saving.load_model(path)
+    twin_variables = state_variables(twin)
+    for i, (live, loaded) in enumerate(itertools.zip_longest(variables, twin_variables)):
+        if live is None or loaded is None or (tuple(live.shape), live.dtype) != (tuple(loaded.shape), loaded.dtype):
+            raise ValueError(
+                f"checkpoint twin {path}: the model's state variable {i} is {_describe(live)}, the loaded "
+                f"one's is {_describe(loaded)} ({len(variables)} and {len(twin_variables)} state variables). "
+                "A model whose variables load in another order or shape cannot be checkpointed through a "
+                "twin: make its layers create the same variables, in the same order, in from_config/build.")
+    return twin, twin_variables
+
+
+class BackgroundWriter:
+    """Saves checkpoints on a background thread, one at a time, keeping a host-memory twin.
+
+    :meth:`save` first waits for the previous write (so one checkpoint is in flight at a
+    time). The first checkpoint of a model is serialized on the caller's thread and written
+    on the background thread, which then loads the file as the model's *twin* (on the CPU,
+    under the caller's dtype policy, so its config is the model's). A later checkpoint takes
+    a snapshot of :func:`state_variables` on the caller's thread (JAX: copies on the device
+    by one jitted program, nothing copied to the host; other backends: numpy copies), and
+    the background thread assigns it to the twin's variables, serializes the twin and writes
+    it: the file is the state at the call even though training goes on. The twin keeps the
+    config and compile settings of the first checkpoint: a writer serves one training run.
+
+    A failed write is raised by the next :meth:`save` or :meth:`wait`. The thread is not a
+    daemon: the interpreter finishes a write before it exits, and a killed process leaves
+    only a partial file (ignored on resume).
     """
 
     def __init__(self):
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
+        self._model: keras.Model | None = None  # the model the twin is a copy of
+        self._twin: keras.Model | None = None
+        self._twin_variables: list = []
+        self._copy: Callable | None = None  # JAX: the jitted on-device copy of the state
 
     def save(self, model: keras.Model, folder: str | os.PathLike, step: int, keep: int) -> None:
+        """Start writing ``model``'s current state as the checkpoint of ``step`` (keeping the
+        newest ``keep``) after the previous write ended; raises that one's error if it failed."""
         self.wait()
+        variables = state_variables(model)
+        if self._twin is not None and self._model is model:
+            snapshot = self._snapshot(variables)
+            self._start(step, lambda: self._write_twin(snapshot, folder, step, keep))
+            return
+        self._model, self._twin = model, None
         archive = serialize_model(model)
 
-        def work():
-            try:
-                write_checkpoint(archive, folder, step, keep)
-            except BaseException as error:  # noqa: BLE001 - handed to the training thread
-                self._error = error
+        def write_and_load_twin():
+            path = write_checkpoint(archive, folder, step, keep)
+            self._twin, self._twin_variables = _load_twin(path, variables)
 
-        self._thread = threading.Thread(target=work, name=f"checkpoint-{step}")
-        self._thread.start()
+        self._start(step, write_and_load_twin)
 
     def wait(self) -> None:
         """Block until the pending write is on disk; raise its error if it failed."""
@@ -141,6 +213,42 @@ class BackgroundWriter:
         if self._error is not None:
             error, self._error = self._error, None
             raise error
+
+    def _snapshot(self, variables: list) -> list:
+        values = [variable.value for variable in variables]
+        if keras.backend.backend() != "jax":
+            return [_host_copy(value) for value in values]
+        if self._copy is None:  # one program for the whole list (a jnp.copy each would compile per shape)
+            import jax
+            import jax.numpy as jnp
+
+            self._copy = jax.jit(lambda xs: [jnp.copy(x) for x in xs])
+        return self._copy(values)
+
+    def _write_twin(self, snapshot: list, folder, step: int, keep: int) -> None:
+        if keras.backend.backend() == "jax":
+            import jax
+
+            snapshot = jax.device_get(snapshot)
+        with _on_host():
+            for variable, value in zip(self._twin_variables, snapshot):
+                variable.assign(value)
+        write_checkpoint(serialize_model(self._twin), folder, step, keep)
+
+    def _start(self, step: int, job: Callable[[], None]) -> None:
+        """Run ``job`` on the writer thread under the caller's dtype policy (Keras' global
+        settings are per thread)."""
+        policy = keras.config.dtype_policy()
+
+        def work():
+            try:
+                keras.config.set_dtype_policy(policy)
+                job()
+            except BaseException as error:  # noqa: BLE001 - handed to the training thread
+                self._error = error
+
+        self._thread = threading.Thread(target=work, name=f"checkpoint-{step}")
+        self._thread.start()
 
 
 def load_latest(folder: str | os.PathLike, clean: bool = True) -> tuple[int, keras.Model] | None:

@@ -1,9 +1,12 @@
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
+import threading
 import time
+import zipfile
 from pathlib import Path
 
 import keras
@@ -12,8 +15,10 @@ import pytest
 
 from keras_scft.recipes import RecipeError, load_recipe, validate
 from keras_scft.saving import load_model
+from keras_scft.training import checkpoints
 from keras_scft.training.callbacks import StopOnNonFinite
-from keras_scft.training.checkpoints import BackgroundWriter, list_checkpoints, load_latest, save_checkpoint
+from keras_scft.training.checkpoints import (BackgroundWriter, checkpoint_path, list_checkpoints, load_latest,
+                                             save_checkpoint)
 from keras_scft.training.run import train
 from tests.helpers import TINY_WIDTHS, tiny_colorizer
 
@@ -209,6 +214,119 @@ def test_a_failed_background_write_is_raised(tmp_path):
         writer.wait()
     writer.wait()  # raised once; the writer is usable again
     assert blocker.read_text().startswith("a file")
+
+
+def _training_colorizer():
+    """A tiny colorizer whose checkpoints hold every kind of state (augmentation seed,
+    spectral-norm vectors, Adam slots and counters, a weight average, metrics), and a
+    function that trains a model like it one step on raw images."""
+    from keras_scft import SelfAugment
+
+    model = tiny_colorizer(augment=SelfAugment(feature_stride=16, seed=0))
+    model.compile(loss_weights={"perceptual": 0, "style": 0},
+                  g_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5, use_ema=True, ema_momentum=0.5))
+    images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3)).astype("uint8")
+    return model, lambda trained=model: trained.train_on_batch({"image": images}, return_dict=True)
+
+
+def _archive(path) -> tuple[bytes, dict]:
+    """A .keras file's config.json and its weights as {dataset path: array}."""
+    import h5py
+
+    weights = {}
+
+    def read(name, obj):
+        if isinstance(obj, h5py.Dataset):
+            weights[name] = obj[()]
+
+    with zipfile.ZipFile(path) as archive:
+        config = archive.read("config.json")
+        with archive.open("model.weights.h5") as f, h5py.File(f, "r") as h5:
+            h5.visititems(read)
+    return config, weights
+
+
+@pytest.mark.multi_backend
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_a_twin_written_checkpoint_is_the_direct_save_of_that_moment(tmp_path, policy):
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        model, train_step = _training_colorizer()
+        writer = BackgroundWriter()
+        train_step()
+        writer.save(model, tmp_path / "twin", 1, keep=3)  # serialized here, then loaded as the twin
+        train_step()  # every kind of state moves on from what the twin loaded
+        direct = save_checkpoint(model, tmp_path / "direct", 2, keep=1)
+        writer.save(model, tmp_path / "twin", 2, keep=3)  # through the twin
+        train_step()  # training goes on while it writes
+        writer.wait()
+    finally:
+        keras.config.set_dtype_policy(previous)
+    config, weights = _archive(checkpoint_path(tmp_path / "twin", 2))
+    expected_config, expected = _archive(direct)
+    assert config == expected_config
+    assert weights.keys() == expected.keys() and len(weights) > 400
+    for name, array in expected.items():
+        assert weights[name].dtype == array.dtype, name
+        np.testing.assert_array_equal(weights[name], array, err_msg=name)
+
+
+@pytest.mark.multi_backend
+def test_training_resumes_from_a_twin_written_checkpoint(tmp_path):
+    model, train_step = _training_colorizer()
+    writer = BackgroundWriter()
+    writer.save(model, tmp_path, 0, keep=2)
+    train_step()
+    writer.save(model, tmp_path, 1, keep=2)
+    writer.wait()
+    resumed = load_model(checkpoint_path(tmp_path, 1))
+    logs = train_step(resumed)
+    assert all(np.isfinite(v) for v in logs.values())
+    assert int(keras.ops.convert_to_numpy(resumed.optimizer.iterations)) == 2
+
+
+@pytest.mark.multi_backend
+def test_later_checkpoints_are_serialized_on_the_writer_thread_from_a_twin_like_the_model(tmp_path, monkeypatch):
+    calls, serialize = [], checkpoints.serialize_model
+
+    def recording(model):
+        layers = model.generator.layers + model.discriminator.layers
+        calls.append((threading.current_thread(), [layer.dtype_policy.name for layer in layers]))
+        return serialize(model)
+
+    monkeypatch.setattr(checkpoints, "serialize_model", recording)
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")  # per thread in Keras: the writer's must follow
+    try:
+        model = tiny_colorizer()
+        model.compile(loss_weights={"perceptual": 0, "style": 0})
+        numpy_state, python_state = np.random.get_state()[1], random.getstate()
+        writer = BackgroundWriter()
+        for step in (1, 2, 3):
+            writer.save(model, tmp_path, step, keep=1)
+        writer.wait()
+    finally:
+        keras.config.set_dtype_policy(previous)
+    caller = threading.current_thread()
+    assert [thread is caller for thread, _ in calls] == [True, False, False]
+    assert "mixed_bfloat16" in calls[0][1] and calls[1][1] == calls[2][1] == calls[0][1]
+    # building the twin drew its (then overwritten) initial weights from generators of its own
+    assert np.array_equal(np.random.get_state()[1], numpy_state) and random.getstate() == python_state
+
+
+def test_a_twin_whose_variables_do_not_pair_with_the_models_is_an_error(tmp_path, monkeypatch):
+    model = tiny_colorizer()
+    model.compile(loss_weights={"perceptual": 0, "style": 0})
+    state_variables = checkpoints.state_variables
+    # the loaded twin lists one variable fewer: its pairs are shifted by one
+    monkeypatch.setattr(checkpoints, "state_variables", lambda m: state_variables(m)[m is not model:])
+    writer = BackgroundWriter()
+    writer.save(model, tmp_path, 1, keep=1)
+    first, second = state_variables(model)[:2]
+    with pytest.raises(ValueError, match=rf"state variable 0 is {first.path} .* the loaded one's is {second.path} "):
+        writer.wait()
+    assert [s for s, _ in list_checkpoints(tmp_path)] == [1]  # the checkpoint itself was written
 
 
 @pytest.mark.slow
