@@ -11,9 +11,14 @@ a background thread); ``save_s`` is their sum, a synchronous save. ``--duplicate
 saves in the format before :class:`keras_scft.optimizers.GANOptimizer` (every Adam slot
 also under ``optimizer/``), for the comparison. ``host_copy_s``: one batched copy of every
 variable to host memory (``keras.ops.convert_to_numpy``), the part of serializing that needs
-the device. ``--profile`` runs one more serialization under cProfile, saves the statistics
-(read with ``python -m pstats``) and prints the 25 most expensive calls. Prints one JSON
-line with the device.
+the device. Then three checkpoints through a :class:`BackgroundWriter` (as training's
+checkpointer writes them, each after the previous write ended): ``twin_save_blocking_s``,
+how long each ``save`` blocked the caller (the first serializes, its thread then loads the
+twin; the second also compiles the JAX state copy; the third is what every later checkpoint
+costs), and ``twin_total_s``, the third from ``save`` until it is on disk. ``--profile``
+runs one more serialization under cProfile, saves the statistics (read with
+``python -m pstats``) and prints the 25 most expensive calls. Prints one JSON line with the
+device.
 """
 
 from __future__ import annotations
@@ -24,10 +29,6 @@ import tempfile
 import time
 
 from train_step import device_name, emit_result  # (also makes JAX the default backend, as in the other benchmarks)
-
-
-def _state_variables(model) -> list:
-    return list(model.variables) + list(model.optimizer.variables)
 
 
 def main() -> None:
@@ -44,7 +45,8 @@ def main() -> None:
 
     from keras_scft.optimizers import GANOptimizer
     from keras_scft.recipes import load_recipe
-    from keras_scft.training.checkpoints import serialize_model, write_checkpoint
+    from keras_scft.training.checkpoints import (BackgroundWriter, checkpoint_path, serialize_model, state_variables,
+                                                 write_checkpoint)
     from keras_scft.training.run import build_model
 
     recipe = load_recipe(args.recipe, ["train.steps=1"])
@@ -67,8 +69,17 @@ def main() -> None:
     host_copy_s = []
     for _ in range(args.repeats):
         t0 = time.perf_counter()
-        keras.tree.map_structure(keras.ops.convert_to_numpy, [v.value for v in _state_variables(model)])
+        keras.tree.map_structure(keras.ops.convert_to_numpy, [v.value for v in state_variables(model)])
         host_copy_s.append(time.perf_counter() - t0)
+    size_mb = os.path.getsize(path) / 1e6
+    writer, twin_save_blocking_s = BackgroundWriter(), []
+    for step in range(args.repeats + 1, args.repeats + 4):
+        writer.wait()  # in training the previous write ended long before
+        t0 = time.perf_counter()
+        writer.save(model, folder, step, keep=1)
+        twin_save_blocking_s.append(time.perf_counter() - t0)
+    writer.wait()
+    twin_total_s = time.perf_counter() - t0
     if args.profile:
         import cProfile
         import pstats
@@ -78,11 +89,11 @@ def main() -> None:
         profiler.dump_stats(args.profile)
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
     result = {"recipe": args.recipe, "backend": keras.backend.backend(), "device": device_name(),
-              "duplicate_slots": args.duplicate_slots, "size_mb": os.path.getsize(path) / 1e6,
+              "duplicate_slots": args.duplicate_slots, "size_mb": size_mb,
               "serialize_s": serialize_s, "write_s": write_s,
               "save_s": [a + b for a, b in zip(serialize_s, write_s)], "host_copy_s": host_copy_s,
-              "build_s": build_s}
-    os.remove(path)
+              "twin_save_blocking_s": twin_save_blocking_s, "twin_total_s": twin_total_s, "build_s": build_s}
+    os.remove(checkpoint_path(folder, step))  # keep=1 removed the others
     emit_result(result, args.out)
 
 
