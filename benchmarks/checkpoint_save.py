@@ -13,9 +13,9 @@ also under ``optimizer/``), for the comparison. ``host_copy_s``: one batched cop
 variable to host memory (``keras.ops.convert_to_numpy``), the part of serializing that needs
 the device. Then three checkpoints through a :class:`BackgroundWriter` (as training's
 checkpointer writes them, each after the previous write ended): ``twin_save_blocking_s``,
-how long each ``save`` blocked the caller (the first serializes, its thread then loads the
-twin; the second also compiles the JAX state copy; the third is what every later checkpoint
-costs), and ``twin_total_s``, the third from ``save`` until it is on disk. ``--profile``
+how long each ``save`` blocked the caller (the first also compiles the JAX state copy and
+takes the model's config, its thread builds the twin; later ones only copy the state), and
+``twin_total_s``, the third from ``save`` until it is on disk. ``--profile``
 runs one more serialization under cProfile, saves the statistics (read with
 ``python -m pstats``) and prints the 25 most expensive calls. Prints one JSON line with the
 device.

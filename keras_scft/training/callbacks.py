@@ -69,8 +69,7 @@ class StopOnNonFinite(RunCallback):
 class Checkpointer(RunCallback):
     """Saves the full training state every ``interval`` steps and at the end of training.
 
-    At the epoch end training waits only for the state to be taken: the first checkpoint's
-    archive is built there, a later one's state copied (see
+    At the epoch end training waits only for the state to be copied (see
     :class:`~keras_scft.training.checkpoints.BackgroundWriter`); serializing it and writing
     it to disk run on a background thread while training goes on. The last write is waited
     for when training ends. ``seconds``: the time training waited for checkpoints in all.

@@ -8,10 +8,10 @@ never a truncated ``ckpt-*.keras``.
 
 Saving has two parts: :func:`serialize_model` builds the archive in memory (it reads the
 variables, so it runs between training calls), :func:`write_checkpoint` puts it on disk.
-:class:`BackgroundWriter` does both on a thread while training goes on: after its first
-checkpoint (serialized by the caller) it keeps a "twin", that checkpoint loaded into host
-memory; a later checkpoint is a snapshot of the model's state variables (on JAX a copy on
-the device, one program) that the thread puts into the twin, then serializes and writes.
+:class:`BackgroundWriter` does both on a thread while training goes on: the caller only takes
+a snapshot of the model's state variables (on JAX a copy on the device, one program); the
+thread puts it into a "twin" of the model in host memory (built once from the model's
+config), then serializes and writes that.
 
 In a multi-worker run the chief alone writes and cleans the run's checkpoint folder (the
 other workers save into a scratch folder of their own, see :mod:`keras_scft.training.run`)
@@ -143,21 +143,22 @@ def _describe(variable) -> str:
     return "nothing" if variable is None else f"{variable.path} {tuple(variable.shape)} {variable.dtype}"
 
 
-def _load_twin(path: Path, variables: list) -> tuple[keras.Model, list]:
-    """The checkpoint at ``path`` loaded into host memory, and its state variables, checked
-    to pair with ``variables`` (the saved model's) by position, shape and dtype."""
-    # keras.saving.load_model, not keras_scft.saving.load_model: that one records warnings,
-    # which is not thread-safe; a file just written has the current layout anyway.
+def _make_twin(config_json: str, variables: list) -> tuple[keras.Model, list]:
+    """The model of ``config_json`` (its ``.keras`` config: built and compiled) in host memory,
+    and its state variables, checked to pair with ``variables`` (the live model's) by
+    position, shape and dtype. Its initial weights are drawn from a thread-private generator
+    and then overwritten by snapshots."""
     with _on_host(), thread_private_draws():
-        twin = keras.saving.load_model(path)
+        twin = saving_lib._model_from_config(config_json, custom_objects=None, compile=True, safe_mode=True)
     twin_variables = state_variables(twin)
-    for i, (live, loaded) in enumerate(itertools.zip_longest(variables, twin_variables)):
-        if live is None or loaded is None or (tuple(live.shape), live.dtype) != (tuple(loaded.shape), loaded.dtype):
+    for i, (live, made) in enumerate(itertools.zip_longest(variables, twin_variables)):
+        if live is None or made is None or (tuple(live.shape), live.dtype) != (tuple(made.shape), made.dtype):
             raise ValueError(
-                f"checkpoint twin {path}: the model's state variable {i} is {_describe(live)}, the loaded "
-                f"one's is {_describe(loaded)} ({len(variables)} and {len(twin_variables)} state variables). "
-                "A model whose variables load in another order or shape cannot be checkpointed through a "
-                "twin: make its layers create the same variables, in the same order, in from_config/build.")
+                f"checkpoint twin: the model's state variable {i} is {_describe(live)}, the twin's "
+                f"(built from the model's config) is {_describe(made)} ({len(variables)} and "
+                f"{len(twin_variables)} state variables). A model whose config builds its variables in "
+                "another order or shape cannot be checkpointed through a twin: make its layers create "
+                "the same variables, in the same order, in from_config/build.")
     return twin, twin_variables
 
 
@@ -165,14 +166,13 @@ class BackgroundWriter:
     """Saves checkpoints on a background thread, one at a time, keeping a host-memory twin.
 
     :meth:`save` first waits for the previous write (so one checkpoint is in flight at a
-    time). The first checkpoint of a model is serialized on the caller's thread and written
-    on the background thread, which then loads the file as the model's *twin* (on the CPU,
-    under the caller's dtype policy, so its config is the model's). A later checkpoint takes
-    a snapshot of :func:`state_variables` on the caller's thread (JAX: copies on the device
-    by one jitted program, nothing copied to the host; other backends: numpy copies), and
-    the background thread assigns it to the twin's variables, serializes the twin and writes
-    it: the file is the state at the call even though training goes on. The twin keeps the
-    config and compile settings of the first checkpoint: a writer serves one training run.
+    time), then takes a snapshot of :func:`state_variables` on the caller's thread (JAX:
+    copies on the device by one jitted program, nothing copied to the host; other backends:
+    numpy copies). The background thread assigns it to the variables of the model's *twin*,
+    serializes the twin and writes it: the file is the state at the call even though
+    training goes on. The twin is built on that thread at the first checkpoint of a model,
+    from the model's ``.keras`` config taken then (on the CPU, under the caller's dtype
+    policy, so its config is the model's): a writer serves one training run.
 
     A failed write is raised by the next :meth:`save` or :meth:`wait`. The thread is not a
     daemon: the interpreter finishes a write before it exits, and a killed process leaves
@@ -192,18 +192,17 @@ class BackgroundWriter:
         newest ``keep``) after the previous write ended; raises that one's error if it failed."""
         self.wait()
         variables = state_variables(model)
-        if self._twin is not None and self._model is model:
-            snapshot = self._snapshot(variables)
-            self._start(step, lambda: self._write_twin(snapshot, folder, step, keep))
-            return
-        self._model, self._twin = model, None
-        archive = serialize_model(model)
+        snapshot = self._snapshot(variables)
+        if self._model is not model:  # a new model: its twin is built on the writer thread
+            self._model, self._twin = model, None
+            self._config_json, _ = saving_lib._serialize_model_as_json(model)
 
-        def write_and_load_twin():
-            path = write_checkpoint(archive, folder, step, keep)
-            self._twin, self._twin_variables = _load_twin(path, variables)
+        def write():
+            if self._twin is None:
+                self._twin, self._twin_variables = _make_twin(self._config_json, variables)
+            self._write_twin(snapshot, folder, step, keep)
 
-        self._start(step, write_and_load_twin)
+        self._start(step, write)
 
     def wait(self) -> None:
         """Block until the pending write is on disk; raise its error if it failed."""
