@@ -88,7 +88,7 @@ class Checkpointer(RunCallback):
         step = self.step_at_epoch_end(epoch)
         if self.guard.failure is None and (step % self.interval == 0 or step >= self.total_steps):
             start = time.perf_counter()
-            self._writer.save(self.model, self.folder, step, self.keep)
+            self._writer.save(self.model, self.folder, step, self.keep, last=step >= self.total_steps)
             self.seconds += time.perf_counter() - start
             self.last_saved = step
 

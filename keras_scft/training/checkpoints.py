@@ -187,10 +187,19 @@ class BackgroundWriter:
         self._twin_variables: list = []
         self._copy: Callable | None = None  # JAX: the jitted on-device copy of the state
 
-    def save(self, model: keras.Model, folder: str | os.PathLike, step: int, keep: int) -> None:
+    def save(self, model: keras.Model, folder: str | os.PathLike, step: int, keep: int, last: bool = False) -> None:
         """Start writing ``model``'s current state as the checkpoint of ``step`` (keeping the
-        newest ``keep``) after the previous write ended; raises that one's error if it failed."""
+        newest ``keep``) after the previous write ended; raises that one's error if it failed.
+
+        ``last``: no checkpoint follows and the caller waits for this one (training's end).
+        Without a twin yet, the archive is then built here: building a twin for one write
+        would cost more than it saves.
+        """
         self.wait()
+        if last and (self._twin is None or self._model is not model):
+            archive = serialize_model(model)
+            self._start(step, lambda: write_checkpoint(archive, folder, step, keep))
+            return
         variables = state_variables(model)
         snapshot = self._snapshot(variables)
         if self._model is not model:  # a new model: its twin is built on the writer thread

@@ -307,12 +307,17 @@ def test_checkpoints_are_serialized_on_the_writer_thread_from_a_twin_like_the_mo
         numpy_state, python_state = np.random.get_state()[1], random.getstate()
         writer = BackgroundWriter()
         for step in (1, 2, 3):
-            writer.save(model, tmp_path, step, keep=1)
+            writer.save(model, tmp_path, step, keep=1, last=step == 3)  # the last through the twin too
         writer.wait()
+        only = BackgroundWriter()
+        only.save(model, tmp_path, 4, keep=1, last=True)  # a run's only checkpoint: no twin for it
+        only.wait()
     finally:
         keras.config.set_dtype_policy(previous)
     caller = threading.current_thread()
-    assert [thread is caller for thread, _ in calls] == [False, False, False]
+    assert [thread is caller for thread, _ in calls] == [False, False, False, True]
+    assert writer._twin is not None and only._twin is None
+    assert [s for s, _ in list_checkpoints(tmp_path)] == [4]
     assert "mixed_bfloat16" in policies(model) and all(seen == policies(model) for _, seen in calls)
     # building the twin drew its (then overwritten) initial weights from generators of its own
     assert np.array_equal(np.random.get_state()[1], numpy_state) and random.getstate() == python_state
