@@ -7,7 +7,7 @@ start spent ~25 s building). Drawing with numpy compiles nothing, on every backe
 build takes 6.4 s (docs/benchmarks.md, "Initial weights drawn on the host").
 
 Unseeded draws come from numpy's global generator, shared by all threads; a thread that
-builds a model whose weights it then overwrites (the checkpoint writer loading its twin,
+builds a model whose weights it then overwrites (the checkpoint writer building its twin,
 :mod:`keras_scft.training.checkpoints`) draws from a generator of its own inside
 :func:`thread_private_draws`.
 """

@@ -172,7 +172,8 @@ class BackgroundWriter:
     serializes the twin and writes it: the file is the state at the call even though
     training goes on. The twin is built on that thread at the first checkpoint of a model,
     from the model's ``.keras`` config taken then (on the CPU, under the caller's dtype
-    policy, so its config is the model's): a writer serves one training run.
+    policy, so its config is the model's): a writer serves one training run. A run's only
+    checkpoint (``save(..., last=True)`` with no twin yet) is serialized by the caller.
 
     A failed write is raised by the next :meth:`save` or :meth:`wait`. The thread is not a
     daemon: the interpreter finishes a write before it exits, and a killed process leaves
