@@ -82,24 +82,30 @@ def test_generator_weight_average_is_kept_by_the_step_and_written_at_the_end():
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(v), b)
 
 
+def _cross_reference_batch(**compile_kwargs):
+    """A tiny model compiled with ``compile_kwargs`` (no perceptual, style or adversarial
+    loss), the examples (x, y), its training batch as numpy arrays and G's total loss as a
+    function of a batch (fixed random outputs and SCFT logits of the batch's size)."""
+    model = tiny_colorizer()
+    model.compile(loss_weights={"perceptual": 0, "style": 0, "adversarial": 0}, **compile_kwargs)
+    x, y = _examples()
+    batch = {k: keras.ops.convert_to_numpy(v) for k, v in model.training_batch({**x, **y}).items()}
+    rng = np.random.default_rng(1)
+    image = rng.uniform(-1, 1, batch["reference"].shape).astype("float32")
+    cells = y["valid"].shape[1]
+    logits = rng.normal(size=(len(batch["reference"]), cells, cells)).astype("float32")
+    return model, x, y, batch, lambda b: float(model.generator_objective(image, logits, b)[0])
+
+
 @pytest.mark.multi_backend
 def test_cross_reference_share_swaps_references_and_trains_those_examples_adversarially_only():
-    model = tiny_colorizer()
-    model.compile(loss_weights={"perceptual": 0, "style": 0, "adversarial": 0}, cross_reference=0.5)
-    x, y = _examples()
-    plain = {**x, **y}
-    batch = {k: keras.ops.convert_to_numpy(v) for k, v in model.training_batch(plain).items()}
+    model, x, y, batch, loss = _cross_reference_batch(cross_reference=0.5)
     np.testing.assert_array_equal(batch["self_reference"], [0, 0, 1, 1])
     np.testing.assert_array_equal(batch["reference"][:2], x["reference"][1:3])  # the next example's
     np.testing.assert_array_equal(batch["reference"][2:], x["reference"][2:])
     np.testing.assert_array_equal(batch["valid"][:2], 0)
     np.testing.assert_array_equal(batch["valid"][2:], y["valid"][2:])
     # no ground truth for the swapped examples: their targets do not enter G's losses
-    rng = np.random.default_rng(1)
-    image = rng.uniform(-1, 1, x["reference"].shape).astype("float32")
-    cells = y["valid"].shape[1]
-    logits = rng.normal(size=(4, cells, cells)).astype("float32")
-    loss = lambda b: float(model.generator_objective(image, logits, b)[0])  # noqa: E731
     other = dict(batch, target=np.concatenate([-batch["target"][:2], batch["target"][2:]]))
     assert loss(other) == pytest.approx(loss(batch))
     other = dict(batch, target=np.concatenate([batch["target"][:2], -batch["target"][2:]]))
@@ -112,11 +118,7 @@ def test_cross_reference_share_swaps_references_and_trains_those_examples_advers
 
 @pytest.mark.multi_backend
 def test_cross_reference_extra_appends_examples_and_keeps_every_reconstruction_example():
-    model = tiny_colorizer()
-    model.compile(loss_weights={"perceptual": 0, "style": 0, "adversarial": 0}, cross_reference_extra=0.5)
-    x, y = _examples()
-    plain = {**x, **y}
-    batch = {k: keras.ops.convert_to_numpy(v) for k, v in model.training_batch(plain).items()}
+    _, x, y, batch, loss = _cross_reference_batch(cross_reference_extra=0.5)
     assert batch["reference"].shape[0] == 6  # 4 + round(0.5 x 4)
     np.testing.assert_array_equal(batch["self_reference"], [1, 1, 1, 1, 0, 0])
     np.testing.assert_array_equal(batch["reference"][:4], x["reference"])  # untouched
@@ -125,11 +127,6 @@ def test_cross_reference_extra_appends_examples_and_keeps_every_reconstruction_e
     np.testing.assert_array_equal(batch["valid"][:4], y["valid"])
     np.testing.assert_array_equal(batch["valid"][4:], 0)
     # the appended examples have no ground truth: their targets do not enter G's losses
-    rng = np.random.default_rng(1)
-    image = rng.uniform(-1, 1, batch["reference"].shape).astype("float32")
-    cells = y["valid"].shape[1]
-    logits = rng.normal(size=(6, cells, cells)).astype("float32")
-    loss = lambda b: float(model.generator_objective(image, logits, b)[0])  # noqa: E731
     other = dict(batch, target=np.concatenate([batch["target"][:4], -batch["target"][4:]]))
     assert loss(other) == pytest.approx(loss(batch))
     other = dict(batch, target=np.concatenate([-batch["target"][:1], batch["target"][1:]]))
