@@ -184,6 +184,7 @@ class BackgroundWriter:
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
         self._model: keras.Model | None = None  # the model the twin is a copy of
+        self._config_json = ""  # the model's .keras config, taken at its first checkpoint
         self._twin: keras.Model | None = None
         self._twin_variables: list = []
         self._copy: Callable | None = None  # JAX: the jitted on-device copy of the state
