@@ -6,8 +6,9 @@ For each convolution shape of the generator's 256x256 layers (and the VGG's firs
 the forward pass at the inference batch and forward + backward (input and kernel gradients)
 at the training batch, in bfloat16, for: ``plain`` (``keras.ops.conv``), ``pad8`` (channels
 zero-padded to 8, ChannelPaddedConv2D), ``s2d`` (on the 2x2 space-to-depth blocks,
-keras_scft.layers.space_to_depth_conv) and ``s2d_pad16`` (s2d with the block channels padded
-to 16). ``chain`` rows time two conv -> instance norm -> LeakyReLU blocks (an encoder's first
+keras_scft.layers.space_to_depth_conv), ``s2d_pad16`` (s2d with the block channels padded
+to 16) and ``patch`` (one matmul over the 3x3 patches, keras_scft.layers.patch_conv). The
+VGG's convolutions are frozen, so their rows also time forward + input gradient alone. ``chain`` rows time two conv -> instance norm -> LeakyReLU blocks (an encoder's first
 two) so that the rearrangements' cost next to the norms shows. Prints one JSON line each.
 """
 
@@ -33,6 +34,7 @@ def variants():
     from keras import ops
 
     from keras_scft.layers.padded_conv import channel_padded_conv
+    from keras_scft.layers.patch_conv import patch_matmul_conv
     from keras_scft.layers.space_to_depth_conv import space_to_depth_conv
 
     def plain(x, kernel):
@@ -46,6 +48,7 @@ def variants():
         "pad8": padded(8),
         "s2d": lambda x, k: space_to_depth_conv(x, k, conv=plain),
         "s2d_pad16": lambda x, k: space_to_depth_conv(x, k, conv=padded(16)),
+        "patch": patch_matmul_conv,
     }
 
 
@@ -78,6 +81,9 @@ def main() -> None:
     parser.add_argument("--infer-batch", type=int, default=64)
     parser.add_argument("--train-batch", type=int, default=32)
     parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--shapes", default="", help="only the shapes whose name contains this text")
+    parser.add_argument("--variants", default="", help="comma list of variants (default: all)")
+    parser.add_argument("--no-chain", action="store_true", help="skip the encoder-block chain rows")
     parser.add_argument("--out", help="also append the JSON lines to this file")
     args = parser.parse_args()
 
@@ -93,47 +99,66 @@ def main() -> None:
         rows.append(row)
         print(json.dumps(row), flush=True)
 
+    chosen = {k: v for k, v in variants().items() if not args.variants or k in args.variants.split(",")}
     for name, (cin, cout) in SHAPES.items():
+        if args.shapes not in name:
+            continue
         kernel = jnp.asarray(rng.normal(size=(3, 3, cin, cout)) * 0.1, jnp.bfloat16)
-        for mode, batch in (("forward", args.infer_batch), ("forward+backward", args.train_batch)):
+        modes = [("forward", args.infer_batch), ("forward+backward", args.train_batch)]
+        if name.startswith("vgg"):
+            modes.append(("forward+input gradient", args.train_batch))
+        for mode, batch in modes:
             x = jnp.asarray(rng.normal(size=(batch, args.size, args.size, cin)), jnp.bfloat16)
             cot = jnp.asarray(rng.normal(size=(batch, args.size, args.size, cout)), jnp.bfloat16)
-            for variant, conv in variants().items():
+            for variant, conv in chosen.items():
                 if mode == "forward":
                     fn = jax.jit(conv)
                     call = (x, kernel)
-                else:
+                elif mode == "forward+backward":
                     def fwd_bwd(x, kernel, cot, conv=conv):
                         out, vjp = jax.vjp(conv, x, kernel)
                         return vjp(cot)
                     fn = jax.jit(fwd_bwd)
                     call = (x, kernel, cot)
+                else:
+                    def fwd_input_grad(x, kernel, cot, conv=conv):
+                        out, vjp = jax.vjp(lambda x: conv(x, kernel), x)
+                        return vjp(cot)
+                    fn = jax.jit(fwd_input_grad)
+                    call = (x, kernel, cot)
                 record({"shape": name, "mode": mode, "batch": batch, "variant": variant,
                         "ms": round(timed(fn, call, args.steps), 4)})
 
-    # Two encoder blocks (1 -> 16 -> 16), each conv -> instance norm -> LeakyReLU.
-    k0 = jnp.asarray(rng.normal(size=(3, 3, 1, 16)) * 0.1, jnp.bfloat16)
-    k1 = jnp.asarray(rng.normal(size=(3, 3, 16, 16)) * 0.1, jnp.bfloat16)
-    for mode, batch in (("forward", args.infer_batch), ("forward+backward", args.train_batch)):
-        x = jnp.asarray(rng.normal(size=(batch, args.size, args.size, 1)), jnp.bfloat16)
-        cot = jnp.asarray(rng.normal(size=(batch, args.size, args.size, 16)), jnp.bfloat16)
-        for variant in ("plain", "s2d"):
-            conv = variants()[variant]
-
-            def chain(x, k0, k1, conv=conv):
-                return instance_norm_lrelu(conv(instance_norm_lrelu(conv(x, k0)), k1))
-            if mode == "forward":
-                fn, call = jax.jit(chain), (x, k0, k1)
-            else:
-                def fwd_bwd(x, k0, k1, cot, chain=chain):
-                    out, vjp = jax.vjp(chain, x, k0, k1)
-                    return vjp(cot)
-                fn, call = jax.jit(fwd_bwd), (x, k0, k1, cot)
-            record({"shape": "chain encoder block0+1 (conv-norm-lrelu x2)", "mode": mode, "batch": batch,
-                    "variant": variant, "ms": round(timed(fn, call, args.steps), 4)})
+    for mode, batch in () if args.no_chain else (("forward", args.infer_batch), ("forward+backward", args.train_batch)):
+        chain_rows(record, rng, mode, batch, args)
     if args.out:
         with open(args.out, "a") as f:
             f.writelines(json.dumps(r) + "\n" for r in rows)
+
+
+def chain_rows(record, rng, mode: str, batch: int, args) -> None:
+    """Two encoder blocks (1 -> 16 -> 16), each conv -> instance norm -> LeakyReLU, plain and s2d."""
+    import jax
+    import jax.numpy as jnp
+
+    k0 = jnp.asarray(rng.normal(size=(3, 3, 1, 16)) * 0.1, jnp.bfloat16)
+    k1 = jnp.asarray(rng.normal(size=(3, 3, 16, 16)) * 0.1, jnp.bfloat16)
+    x = jnp.asarray(rng.normal(size=(batch, args.size, args.size, 1)), jnp.bfloat16)
+    cot = jnp.asarray(rng.normal(size=(batch, args.size, args.size, 16)), jnp.bfloat16)
+    for variant in ("plain", "s2d"):
+        conv = variants()[variant]
+
+        def chain(x, k0, k1, conv=conv):
+            return instance_norm_lrelu(conv(instance_norm_lrelu(conv(x, k0)), k1))
+        if mode == "forward":
+            fn, call = jax.jit(chain), (x, k0, k1)
+        else:
+            def fwd_bwd(x, k0, k1, cot, chain=chain):
+                out, vjp = jax.vjp(chain, x, k0, k1)
+                return vjp(cot)
+            fn, call = jax.jit(fwd_bwd), (x, k0, k1, cot)
+        record({"shape": "chain encoder block0+1 (conv-norm-lrelu x2)", "mode": mode, "batch": batch,
+                "variant": variant, "ms": round(timed(fn, call, args.steps), 4)})
 
 
 if __name__ == "__main__":
