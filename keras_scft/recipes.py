@@ -145,6 +145,8 @@ SCHEMA: dict[str, Any] = {
         "checkpoint_interval": Field("int", 1000, "steps between checkpoints", minimum=1),
         "keep_checkpoints": Field("int", 3, "checkpoints kept (oldest deleted)", minimum=1),
         "sample_interval": Field("int", 500, "steps between sample grids (0: none)", minimum=0),
+        "validation_interval": Field("int", 500, "steps between validation passes, and the last step "
+                                     "(0: none; at most every log interval)", minimum=0),
         "log_interval": Field("int", 100, "steps per Keras 'epoch' (progress bar line, TensorBoard point)",
                               minimum=1),
         "tensorboard": Field("bool", True, "write TensorBoard scalars (needs tensorflow installed)"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import keras
@@ -100,7 +101,12 @@ class Checkpointer(RunCallback):
 
 class SampleGrid(RunCallback):
     """Every ``interval`` steps, writes ``samples/step-<step>.png``: rows of
-    sketch | reference | output | target for a fixed validation batch."""
+    sketch | reference | output | target for a fixed validation batch.
+
+    Training waits only for the generator's images (``seconds``: that wait in all); a
+    background thread assembles and encodes the PNG (~0.2 s for 8 rows at 256 px) and
+    writes it atomically. The end of training waits for the last one and raises its error.
+    """
 
     def __init__(self, folder: Path, examples: tuple[dict, dict], interval: int, steps_per_epoch: int,
                  count: int = 8):
@@ -109,16 +115,34 @@ class SampleGrid(RunCallback):
         x, y = examples
         self.inputs = {k: v[:count] for k, v in x.items()}
         self.target = y["target"][:count]
+        self.seconds = 0.0
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sample_grid")
+        self._pending: list[Future] = []
 
     def generate(self):
         """The generator's images for the fixed inputs, float [count, H, W, 3] in [-1, 1]."""
         return self.model.generator.predict_on_batch(self.inputs)["image"]
 
+    def _write(self, path: Path, outputs) -> None:
+        save_png(path, image_grid([self.inputs["sketch"], self.inputs["reference"], outputs, self.target]))
+
     def on_epoch_end(self, epoch, logs=None):
         step = self.step_at_epoch_end(epoch)
         if self.interval and step % self.interval == 0:
-            grid = image_grid([self.inputs["sketch"], self.inputs["reference"], self.generate(), self.target])
-            save_png(self.folder / f"step-{step:08d}.png", grid)
+            start = time.perf_counter()
+            outputs = keras.ops.convert_to_numpy(self.generate())
+            for future in [f for f in self._pending if f.done()]:
+                future.result()  # an earlier write's error is raised here
+                self._pending.remove(future)
+            self._pending.append(self._writer.submit(self._write, self.folder / f"step-{step:08d}.png", outputs))
+            self.seconds += time.perf_counter() - start
+
+    def on_train_end(self, logs=None):
+        start = time.perf_counter()
+        pending, self._pending = self._pending, []
+        for future in pending:
+            future.result()
+        self.seconds += time.perf_counter() - start
 
 
 class Throughput(RunCallback):

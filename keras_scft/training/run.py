@@ -6,7 +6,8 @@ Run folder layout (``output.dir``, default ``runs/<name>``)::
     checkpoints/          ckpt-<step>.keras, full training state, newest ``keep`` kept
     samples/              step-<step>.png grids: sketch | reference | output | target
     logs/                 TensorBoard scalars
-    history.json          per-"epoch" (log interval) metrics: the learning curves
+    history.json          per-"epoch" (log interval) metrics: the learning curves (val_*: at
+                          the validation interval and the last step, null between)
     generator.keras       the trained generator (at the end)
     final_metrics.json    last training and validation metrics, steps, wall time
 
@@ -247,6 +248,7 @@ def train(recipe: dict, resume: bool = True, progress: bool = True, processes: P
     round_up = lambda n: max(per_epoch, -(-n // per_epoch) * per_epoch)  # noqa: E731
     checkpoint_every = round_up(out_cfg["checkpoint_interval"])
     sample_every = round_up(out_cfg["sample_interval"]) if out_cfg["sample_interval"] else 0
+    validate_every = round_up(out_cfg["validation_interval"]) if out_cfg["validation_interval"] else 0
 
     replicas, chief = placement.replicas, placement.is_chief
     if batch % replicas:
@@ -309,19 +311,22 @@ def train(recipe: dict, resume: bool = True, progress: bool = True, processes: P
                                 per_epoch, total, guard)
     speed = Throughput(batch, per_epoch, started)
     callbacks = [guard, speed, checkpointer]
+    grids = None
     if sample_every and examples is not None and chief:
-        callbacks.append((ChiefSampleGrid if multi_worker else SampleGrid)(run_dir / "samples", examples,
-                                                                           sample_every, per_epoch))
+        grids = (ChiefSampleGrid if multi_worker else SampleGrid)(run_dir / "samples", examples, sample_every, per_epoch)
+        callbacks.append(grids)
     if out_cfg["tensorboard"] and chief:
         callbacks += _tensorboard(run_dir / "logs")
     wall = time.perf_counter()
     seconds_to_fit = wall - started  # data, model, augmentation and validation set ready
+    validated = validation_epochs(epochs, per_epoch, validate_every) if validation is not None else []
     history = model.fit(train_data, epochs=epochs, initial_epoch=start // per_epoch, steps_per_epoch=per_epoch,
-                        validation_data=validation, validation_batch_size=validation_batch, callbacks=callbacks,
-                        shuffle=False, verbose=1 if progress else 2)
+                        validation_data=validation if validated else None, validation_batch_size=validation_batch,
+                        validation_freq=validated or 1, callbacks=callbacks, shuffle=False,
+                        verbose=1 if progress else 2)
     wall = time.perf_counter() - wall
     if chief:
-        _append_history(run_dir / "history.json", start, per_epoch, history.history)
+        _append_history(run_dir / "history.json", start, per_epoch, history.history, validated)
     if guard.failure:
         raise NonFiniteLossError(guard.failure)
     if start >= total:
@@ -330,7 +335,8 @@ def train(recipe: dict, resume: bool = True, progress: bool = True, processes: P
     final.update(steps=total, resumed_from=start, wall_seconds=wall, backend=backend,
                  train_img_per_s_median=sorted(speed.history)[len(speed.history) // 2] if speed.history else None,
                  seconds_to_first_step=speed.first_step_seconds, seconds_to_fit=seconds_to_fit,
-                 checkpoint_seconds=checkpointer.seconds, validation_seconds=speed.validation_seconds)
+                 checkpoint_seconds=checkpointer.seconds, validation_seconds=speed.validation_seconds,
+                 sample_seconds=grids.seconds if grids else 0.0)
     _save_generator(model, writes / "generator.keras")
     if chief:
         _write_json(run_dir / "final_metrics.json", final)
@@ -351,13 +357,28 @@ def _save_generator(model: ColorizerModel, path: Path) -> None:
     os.replace(partial, path)
 
 
-def _append_history(path: Path, start: int, per_epoch: int, history: dict) -> None:
-    """history.json: {"step": [...], metric: [...]} across resumed segments."""
+def validation_epochs(epochs: int, per_epoch: int, every: int) -> list[int]:
+    """The (1-based) epochs after which Keras validates: every ``every`` steps (a multiple of
+    ``per_epoch``) and the last epoch; none when ``every`` is 0."""
+    if not every:
+        return []
+    return sorted({e for e in range(1, epochs + 1) if e * per_epoch % every == 0} | {epochs})
+
+
+def _append_history(path: Path, start: int, per_epoch: int, history: dict, validated: list[int]) -> None:
+    """history.json: {"step": [...], metric: [...]} across resumed segments, one entry per log
+    interval; validation metrics (``val_*``) are null where no validation ran."""
     old = json.loads(path.read_text()) if path.is_file() else {"step": []}
     keep = [i for i, s in enumerate(old["step"]) if s <= start]
     merged = {k: [v[i] for i in keep] for k, v in old.items()}
-    epochs = len(next(iter(history.values()), []))
-    merged["step"] = merged.get("step", []) + [start + (i + 1) * per_epoch for i in range(epochs)]
+    trained = next((v for k, v in history.items() if not k.startswith("val_")), [])
+    steps = [start + (i + 1) * per_epoch for i in range(len(trained))]
+    merged["step"] = merged.get("step", []) + steps
+    val_steps = {e * per_epoch for e in validated}
     for key, values in history.items():
-        merged[key] = merged.get(key, [None] * len(keep)) + [float(v) for v in values]
+        values = [float(v) for v in values]
+        if key.startswith("val_"):  # one value per validated epoch of this segment
+            at = iter(values)
+            values = [next(at) if step in val_steps else None for step in steps]
+        merged[key] = merged.get(key, [None] * len(keep)) + values
     _write_json(path, merged)

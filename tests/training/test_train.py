@@ -19,7 +19,7 @@ from keras_scft.training import checkpoints
 from keras_scft.training.callbacks import StopOnNonFinite
 from keras_scft.training.checkpoints import (BackgroundWriter, checkpoint_path, list_checkpoints, load_latest,
                                              save_checkpoint)
-from keras_scft.training.run import train
+from keras_scft.training.run import train, validation_epochs
 from tests.helpers import TINY_WIDTHS, tiny_colorizer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,7 +57,8 @@ def test_tiny_recipe_end_to_end(tmp_path, sample_dir, monkeypatch):
     run = tmp_path / "run"
     assert final["steps"] == 4 and np.isfinite(final["loss_g"])
     assert final["checkpoint_seconds"] > 0 and final["validation_seconds"] > 0
-    assert final["checkpoint_seconds"] + final["validation_seconds"] < final["wall_seconds"]
+    assert final["sample_seconds"] > 0
+    assert final["checkpoint_seconds"] + final["validation_seconds"] + final["sample_seconds"] < final["wall_seconds"]
     assert [s for s, _ in list_checkpoints(run / "checkpoints")] == [2, 4]
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["step-00000002.png", "step-00000004.png"]
     history = json.loads((run / "history.json").read_text())
@@ -88,6 +89,33 @@ def test_resume_matches_an_uninterrupted_run(tmp_path, sample_dir):
     assert step == 4 and int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 4
     for a, b in zip(straight.get_weights(), resumed.get_weights()):
         np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_validation_epochs_are_every_interval_and_the_last():
+    assert validation_epochs(epochs=7, per_epoch=100, every=200) == [2, 4, 6, 7]
+    assert validation_epochs(epochs=8, per_epoch=100, every=200) == [2, 4, 6, 8]
+    assert validation_epochs(epochs=4, per_epoch=50, every=500) == [4]  # interval past the end: the last
+    assert validation_epochs(epochs=3, per_epoch=10, every=10) == [1, 2, 3]
+    assert validation_epochs(epochs=3, per_epoch=10, every=0) == []
+
+
+@pytest.mark.multi_backend
+def test_validation_runs_at_its_interval_and_the_last_step(tmp_path, sample_dir):
+    """6 steps, log every 2, validate every 4: validation after steps 4 and 6 only (history
+    has null at step 2); a run without validation has no val_ metrics at all."""
+    recipe = validate(tiny_recipe(tmp_path, sample_dir, train={"steps": 6, "steps_per_execution": 1},
+                                  output={"sample_interval": 0, "checkpoint_interval": 6, "validation_interval": 4}))
+    recipe["name"] = "validation"
+    final = train(recipe, progress=False)
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert history["step"] == [2, 4, 6] and len(history["rec"]) == 3
+    assert history["val_rec"][0] is None and all(np.isfinite(v) for v in history["val_rec"][1:])
+    assert final["val_rec"] == pytest.approx(history["val_rec"][-1])
+
+    recipe["output"] = {**recipe["output"], "dir": str(tmp_path / "none"), "validation_interval": 0}
+    final = train(recipe, progress=False)
+    assert not any(key.startswith("val_") for key in final) and final["validation_seconds"] == 0
+    assert not any(key.startswith("val_") for key in json.loads((tmp_path / "none" / "history.json").read_text()))
 
 
 @pytest.mark.multi_backend
