@@ -7,8 +7,8 @@ the forward pass at the inference batch and forward + backward (input and kernel
 at the training batch, in bfloat16, for: ``plain`` (``keras.ops.conv``), ``pad8`` (channels
 zero-padded to 8, ChannelPaddedConv2D), ``s2d`` (on the 2x2 space-to-depth blocks,
 keras_scft.layers.space_to_depth_conv), ``s2d_pad16`` (s2d with the block channels padded
-to 16) and ``patch`` (one matmul over the 3x3 patches, keras_scft.layers.patch_conv). The
-VGG's convolutions are frozen, so their rows also time forward + input gradient alone. ``chain`` rows time two conv -> instance norm -> LeakyReLU blocks (an encoder's first
+to 16) and ``patch`` (:func:`patch_matmul_conv`: one matmul over the 3x3 patches, im2col).
+The VGG's convolutions are frozen, so their rows also time forward + input gradient alone. ``chain`` rows time two conv -> instance norm -> LeakyReLU blocks (an encoder's first
 two) so that the rearrangements' cost next to the norms shows. Prints one JSON line each.
 """
 
@@ -30,11 +30,32 @@ SHAPES = {  # name: (input channels, output channels)
 }
 
 
+def patch_matmul_conv(inputs, kernel, multiple: int = 8):
+    """``keras.ops.conv(inputs, kernel, padding="same")`` (stride 1, channels last) as one matmul:
+    the kh * kw shifted views of the zero-padded input stacked on the channel axis in the
+    kernel's (row, column, channel) order, zero-padded to a multiple of ``multiple`` channels,
+    times the kernel as a [kh * kw * C (padded), F] matrix. inputs [B, H, W, C], kernel
+    [kh, kw, C, F] -> [B, H, W, F]. Tried for the VGG's 3 -> 64 first conv (docs/benchmarks.md)."""
+    from keras import ops
+
+    kh, kw, channels, filters = kernel.shape
+    top, left = (kh - 1) // 2, (kw - 1) // 2  # Keras/TF "same" at stride 1
+    padded = ops.pad(inputs, [[0, 0], [top, kh - 1 - top], [left, kw - 1 - left], [0, 0]])
+    batch, height, width = ops.shape(inputs)[:3]
+    views = [padded[:, i : i + height, j : j + width, :] for i in range(kh) for j in range(kw)]
+    depth = kh * kw * channels
+    extra = -depth % multiple
+    if extra:
+        views.append(ops.zeros((batch, height, width, extra), dtype=inputs.dtype))
+    matrix = ops.pad(ops.reshape(kernel, (depth, filters)), [[0, extra], [0, 0]])
+    out = ops.matmul(ops.reshape(ops.concatenate(views, axis=-1), (-1, depth + extra)), matrix)
+    return ops.reshape(out, (batch, height, width, filters))
+
+
 def variants():
     from keras import ops
 
     from keras_scft.layers.padded_conv import channel_padded_conv
-    from keras_scft.layers.patch_conv import patch_matmul_conv
     from keras_scft.layers.space_to_depth_conv import space_to_depth_conv
 
     def plain(x, kernel):

@@ -7,7 +7,6 @@ import pytest
 
 from keras_scft.layers.vgg import STYLE_LAYERS, VGGPreprocessing, VGGWeightsError, build_vgg_features
 from keras_scft.layers.vgg_weights import lpips_vgg16_weights
-from keras_scft.saving import load_model
 
 
 def _images(shape=(2, 32, 32, 3), seed=0):
@@ -145,30 +144,6 @@ def test_config_and_keras_file_round_trip(tmp_path):
     for restored in (clone, loaded):
         for got, want in zip(_numpy(restored(images)), expected):
             np.testing.assert_allclose(got, want, rtol=1e-6)
-
-
-@pytest.mark.multi_backend
-def test_first_conv_is_a_patch_matmul_and_files_with_a_plain_one_still_load(tmp_path, monkeypatch):
-    """Files written before block1_conv1 became a PatchMatmulConv2D name a Conv2D there in
-    their config: they load as written (no warning) and compute the same features."""
-    import warnings
-
-    import keras_scft.layers.vgg as vgg
-    from keras_scft.layers.patch_conv import PatchMatmulConv2D
-
-    model = build_vgg_features("vgg16", weights=None, layers=("relu1_1", "relu2_1"))
-    assert type(model.get_layer("block1_conv1")) is PatchMatmulConv2D
-    monkeypatch.setattr(vgg, "PatchMatmulConv2D", keras.layers.Conv2D)
-    old = build_vgg_features("vgg16", weights=None, layers=("relu1_1", "relu2_1"))
-    old.set_weights(model.get_weights())
-    old.save(tmp_path / "old.keras")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        loaded = load_model(tmp_path / "old.keras")
-    assert type(loaded.get_layer("block1_conv1")) is keras.layers.Conv2D
-    images = _images((2, 8, 8, 3))
-    for got, want in zip(_numpy(loaded(images)), _numpy(model(images)), strict=True):
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
 
 
 @pytest.mark.multi_backend
