@@ -14,6 +14,7 @@ from keras_scft import losses
 from keras_scft.augment.example import SelfAugment
 from keras_scft.layers.discriminator import PatchDiscriminator, build_discriminator
 from keras_scft.layers.generator import SCFTGenerator, build_generator
+from keras_scft.metrics.attention_statistics import attention_statistics
 from keras_scft.optimizers import GANOptimizer
 
 DEFAULT_LOSS_WEIGHTS = {
@@ -23,9 +24,11 @@ DEFAULT_LOSS_WEIGHTS = {
     "perceptual": 0.01,
     "style": 50.0,
 }
-# Metric names reported by fit(): the weighted terms' raw values, the totals, and D's mean
-# sigmoid outputs on real and generated pairs.
-TRAIN_METRICS = ("loss_g", "loss_d", "rec", "adv", "tr", "perc", "style", "d_real", "d_fake")
+# Metric names reported by fit(): the weighted terms' raw values, the totals, D's mean
+# sigmoid outputs on real and generated pairs, and how sharp the attention is and how often it
+# lands on the corresponding reference cell (keras_scft.metrics.attention_statistics).
+TRAIN_METRICS = ("loss_g", "loss_d", "rec", "adv", "tr", "perc", "style", "d_real", "d_fake",
+                 "attn_peak", "attn_hit")
 EVAL_METRICS = ("rec", "psnr")
 
 
@@ -266,6 +269,8 @@ class ColorizerModel(keras.Model):
                    "perc": w["perceptual"], "style": w["style"]}
         total = sum(weights[k] * v for k, v in terms.items())
         terms["loss_g"] = total
+        if "correspondence" in batch and "valid" in batch:  # logged, not trained on
+            terms.update(attention_statistics(logits, batch["correspondence"], batch["valid"]))
         return total, terms
 
     def evaluation_terms(self, image, target):

@@ -32,7 +32,9 @@ def test_overfits_a_fixed_batch():
     history = model.fit(x, y, batch_size=4, epochs=30, verbose=0, shuffle=False).history
     assert history["rec"][-1] < 0.6 * history["rec"][0]
     assert history["tr"][-1] < history["tr"][0]
-    assert set(history) >= {"loss_g", "loss_d", "rec", "adv", "tr", "d_real", "d_fake"}
+    assert set(history) >= {"loss_g", "loss_d", "rec", "adv", "tr", "d_real", "d_fake", "attn_peak", "attn_hit"}
+    # 2 x 2 attention cells at 32 px: weights in [1/4, 1], hits a share
+    assert all(0.25 <= v <= 1.0 for v in history["attn_peak"]) and all(0 <= v <= 1 for v in history["attn_hit"])
 
 
 @pytest.mark.multi_backend

@@ -316,6 +316,28 @@ def test_training_resumes_from_a_twin_written_checkpoint(tmp_path):
 
 
 @pytest.mark.multi_backend
+def test_a_checkpoint_from_before_the_attention_metrics_resumes(tmp_path, monkeypatch):
+    """Checkpoints written before attn_peak/attn_hit joined the training metrics have two
+    metric trackers fewer: they load (metric states restart every epoch anyway), train, and
+    log the new metrics."""
+    import keras_scft.model
+
+    monkeypatch.setattr(keras_scft.model, "TRAIN_METRICS", keras_scft.model.TRAIN_METRICS[:-2])
+    monkeypatch.setattr(keras_scft.model, "attention_statistics", lambda *args: {})
+    old, train_step = _training_colorizer()
+    train_step()
+    save_checkpoint(old, tmp_path, 1, keep=1)
+    monkeypatch.undo()
+    _, resumed = load_latest(tmp_path)
+    assert {m.name for m in resumed.metrics} >= {"attn_peak", "attn_hit"}
+    for a, b in zip(old.generator.get_weights(), resumed.generator.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    logs = train_step(resumed)
+    assert 0 < logs["attn_peak"] <= 1 and 0 <= logs["attn_hit"] <= 1
+    assert int(keras.ops.convert_to_numpy(resumed.optimizer.iterations)) == 2
+
+
+@pytest.mark.multi_backend
 def test_checkpoints_are_serialized_on_the_writer_thread_from_a_twin_like_the_model(tmp_path, monkeypatch):
     calls, serialize = [], checkpoints.serialize_model
 
