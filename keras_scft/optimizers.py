@@ -10,6 +10,8 @@ counter); the inner optimizers save their slots.
 
 from __future__ import annotations
 
+import keras
+from keras import ops
 from keras.optimizers import MultiOptimizer
 
 
@@ -37,3 +39,13 @@ class GANOptimizer(MultiOptimizer):
                              f"owns {len(own)} (its step counter) and {len(self.variables)} in all")
         for i, variable in enumerate(own):
             variable.assign(store[str(i)])
+
+    def finalize_variable_values(self, var_list) -> None:
+        """At the end of ``fit``: an optimizer with ``use_ema`` writes its moving averages into
+        the model's variables. On JAX ``assign`` makes each variable hold the average's own
+        array, so the two share one buffer and the next ``fit``'s train step, which donates
+        both, fails ("Attempt to donate the same buffer twice"); each variable gets a copy."""
+        super().finalize_variable_values(var_list)
+        if keras.backend.backend() == "jax" and any(opt.use_ema for opt in self.optimizers):
+            for variable in var_list:
+                variable.assign(ops.copy(variable.value))

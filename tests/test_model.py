@@ -84,6 +84,20 @@ def test_generator_weight_average_is_kept_by_the_step_and_written_at_the_end():
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(v), b)
 
 
+@pytest.mark.multi_backend
+def test_fit_twice_with_a_generator_weight_average():
+    """The end of the first fit writes the average into the generator; on JAX the variables
+    then shared the average's buffers and the second fit's donated step failed."""
+    model = tiny_colorizer(augment=SelfAugment(feature_stride=16, seed=0))
+    model.compile(loss_weights={"perceptual": 0, "style": 0},
+                  g_optimizer=keras.optimizers.Adam(1e-3, beta_1=0.5, use_ema=True, ema_momentum=0.5))
+    images = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3)).astype("uint8")
+    for _ in range(2):
+        history = model.fit({"image": images}, batch_size=4, epochs=1, verbose=0).history
+        assert np.isfinite(history["loss_g"][-1])
+    assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 4
+
+
 def _cross_reference_batch(**compile_kwargs):
     """A tiny model compiled with ``compile_kwargs`` (no perceptual, style or adversarial
     loss), the examples (x, y), its training batch as numpy arrays and G's total loss as a
