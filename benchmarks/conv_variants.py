@@ -8,8 +8,11 @@ at the training batch, in bfloat16, for: ``plain`` (``keras.ops.conv``), ``pad8`
 zero-padded to 8, ChannelPaddedConv2D), ``s2d`` (on the 2x2 space-to-depth blocks,
 keras_scft.layers.space_to_depth_conv), ``s2d_pad16`` (s2d with the block channels padded
 to 16) and ``patch`` (:func:`patch_matmul_conv`: one matmul over the 3x3 patches, im2col).
-The VGG's convolutions are frozen, so their rows also time forward + input gradient alone. ``chain`` rows time two conv -> instance norm -> LeakyReLU blocks (an encoder's first
-two) so that the rearrangements' cost next to the norms shows. Prints one JSON line each.
+The VGG's convolutions are frozen, so their rows also time forward + input gradient alone.
+``chain`` rows time two conv -> instance norm -> LeakyReLU blocks (an encoder's first two) so
+that the rearrangements' cost next to the norms shows. Prints one JSON line each.
+
+    KERAS_BACKEND=jax python benchmarks/conv_variants.py --shapes vgg --variants plain,pad8,patch --no-chain
 """
 
 from __future__ import annotations

@@ -313,7 +313,8 @@ def train(recipe: dict, resume: bool = True, progress: bool = True, processes: P
     callbacks = [guard, speed, checkpointer]
     grids = None
     if sample_every and examples is not None and chief:
-        grids = (ChiefSampleGrid if multi_worker else SampleGrid)(run_dir / "samples", examples, sample_every, per_epoch)
+        grid_class = ChiefSampleGrid if multi_worker else SampleGrid
+        grids = grid_class(run_dir / "samples", examples, sample_every, per_epoch)
         callbacks.append(grids)
     if out_cfg["tensorboard"] and chief:
         callbacks += _tensorboard(run_dir / "logs")
