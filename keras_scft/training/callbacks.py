@@ -105,7 +105,8 @@ class SampleGrid(RunCallback):
 
     Training waits only for the generator's images (``seconds``: that wait in all); a
     background thread assembles and encodes the PNG (~0.2 s for 8 rows at 256 px) and
-    writes it atomically. The end of training waits for the last one and raises its error.
+    writes it atomically, one grid at a time. A failed write is raised by the next grid or
+    the end of training, which waits for the last one.
     """
 
     def __init__(self, folder: Path, examples: tuple[dict, dict], interval: int, steps_per_epoch: int,
@@ -117,7 +118,7 @@ class SampleGrid(RunCallback):
         self.target = y["target"][:count]
         self.seconds = 0.0
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sample_grid")
-        self._pending: list[Future] = []
+        self._last: Future | None = None  # the newest grid's write
 
     def generate(self):
         """The generator's images for the fixed inputs, float [count, H, W, 3] in [-1, 1]."""
@@ -131,18 +132,20 @@ class SampleGrid(RunCallback):
         if self.interval and step % self.interval == 0:
             start = time.perf_counter()
             outputs = keras.ops.convert_to_numpy(self.generate())
-            for future in [f for f in self._pending if f.done()]:
-                future.result()  # an earlier write's error is raised here
-                self._pending.remove(future)
-            self._pending.append(self._writer.submit(self._write, self.folder / f"step-{step:08d}.png", outputs))
+            self._wait()
+            self._last = self._writer.submit(self._write, self.folder / f"step-{step:08d}.png", outputs)
             self.seconds += time.perf_counter() - start
 
     def on_train_end(self, logs=None):
         start = time.perf_counter()
-        pending, self._pending = self._pending, []
-        for future in pending:
-            future.result()
+        self._wait()
         self.seconds += time.perf_counter() - start
+
+    def _wait(self) -> None:
+        """Wait for the previous grid's write (long done: grids are an interval apart); raise its error."""
+        last, self._last = self._last, None
+        if last is not None:
+            last.result()
 
 
 class Throughput(RunCallback):
