@@ -52,20 +52,16 @@ def _state(model):
             [v.value for v in model.optimizer.variables], [v.value for v in model.metrics_variables])
 
 
-def prepare_train(size: int, batch: int, precision: str, augment_in_step: bool, perceptual: str) -> dict:
-    """Build ColorizerModel, one batch on the device and the compiled, buffer-donating step.
+def build_train(size: int, batch: int, precision: str, augment_in_step: bool, perceptual: str) -> dict:
+    """Build ColorizerModel and one batch on the device; the step jitted (buffer-donating), not lowered.
 
-    Returns ``compiled`` (state, data) -> (logs, state), ``state``, ``data``, the analytic
-    ``flops`` per image, XLA's own count ``xla_flops`` per step, ``build_s`` (model, optimizer
-    slots, data on the device), ``compile_s`` (tracing, lowering and XLA compilation) and
-    ``lower_s`` (tracing and lowering alone). The three times are also printed to stderr as
-    soon as they are known.
+    Returns ``model``, ``step`` (state, data) -> (logs, state), ``state``, ``data`` and
+    ``build_s`` (model, optimizer slots, data on the device).
     """
     import jax
     import keras
     import numpy as np
 
-    from flops import train_step_flops
     from keras_scft.augment.example import SelfAugment
     from keras_scft.model import ColorizerModel
 
@@ -84,11 +80,26 @@ def prepare_train(size: int, batch: int, precision: str, augment_in_step: bool, 
         data = jax.device_put(data)
     state = jax.tree_util.tree_map(jax.numpy.copy, _state(model))
     jax.block_until_ready(state)
-    build_s = time.perf_counter() - t0
-    flops = train_step_flops(model, size)
-    step = jax.jit(model.train_step, donate_argnums=0)
+    return {"model": model, "step": jax.jit(model.train_step, donate_argnums=0), "state": state, "data": data,
+            "build_s": time.perf_counter() - t0}
+
+
+def prepare_train(size: int, batch: int, precision: str, augment_in_step: bool, perceptual: str) -> dict:
+    """Build ColorizerModel, one batch on the device and the compiled, buffer-donating step.
+
+    Returns ``compiled`` (state, data) -> (logs, state), ``state``, ``data``, the analytic
+    ``flops`` per image, XLA's own count ``xla_flops`` per step, ``build_s`` (model, optimizer
+    slots, data on the device), ``compile_s`` (tracing, lowering and XLA compilation) and
+    ``lower_s`` (tracing and lowering alone). The three times are also printed to stderr as
+    soon as they are known.
+    """
+    from flops import train_step_flops
+
+    built = build_train(size, batch, precision, augment_in_step, perceptual)
+    state, data, build_s = built["state"], built["data"], built["build_s"]
+    flops = train_step_flops(built["model"], size)
     t0 = time.perf_counter()
-    lowered = step.lower(state, data)
+    lowered = built["step"].lower(state, data)
     lower_s = time.perf_counter() - t0
     compiled = lowered.compile()
     compile_s = time.perf_counter() - t0
