@@ -83,6 +83,7 @@ class Checkpointer(RunCallback):
         self.guard = guard
         self.last_saved: int | None = None
         self.seconds = 0.0
+        self.first_seconds: float | None = None
         self._writer = BackgroundWriter()
 
     def on_epoch_end(self, epoch, logs=None):
@@ -103,7 +104,8 @@ class SampleGrid(RunCallback):
     """Every ``interval`` steps, writes ``samples/step-<step>.png``: rows of
     sketch | reference | output | target for a fixed validation batch.
 
-    Training waits only for the generator's images (``seconds``: that wait in all); a
+    Training waits only for the generator's images (``seconds``: that wait in all;
+    ``first_seconds``: the first grid's, which includes building the generator's program); a
     background thread assembles and encodes the PNG (~0.2 s for 8 rows at 256 px) and
     writes it atomically, one grid at a time. A failed write is raised by the next grid or
     the end of training, which waits for the last one.
@@ -117,6 +119,7 @@ class SampleGrid(RunCallback):
         self.inputs = {k: v[:count] for k, v in x.items()}
         self.target = y["target"][:count]
         self.seconds = 0.0
+        self.first_seconds: float | None = None
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sample_grid")
         self._last: Future | None = None  # the newest grid's write
 
@@ -134,7 +137,10 @@ class SampleGrid(RunCallback):
             outputs = keras.ops.convert_to_numpy(self.generate())
             self._wait()
             self._last = self._writer.submit(self._write, self.folder / f"step-{step:08d}.png", outputs)
-            self.seconds += time.perf_counter() - start
+            waited = time.perf_counter() - start
+            self.seconds += waited
+            if self.first_seconds is None:
+                self.first_seconds = waited
 
     def on_train_end(self, logs=None):
         start = time.perf_counter()

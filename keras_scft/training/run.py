@@ -337,7 +337,8 @@ def train(recipe: dict, resume: bool = True, progress: bool = True, processes: P
                  train_img_per_s_median=sorted(speed.history)[len(speed.history) // 2] if speed.history else None,
                  seconds_to_first_step=speed.first_step_seconds, seconds_to_fit=seconds_to_fit,
                  checkpoint_seconds=checkpointer.seconds, validation_seconds=speed.validation_seconds,
-                 sample_seconds=grids.seconds if grids else 0.0)
+                 sample_seconds=grids.seconds if grids else 0.0,
+                 sample_first_seconds=grids.first_seconds if grids else None)
     _save_generator(model, writes / "generator.keras")
     if chief:
         _write_json(run_dir / "final_metrics.json", final)
