@@ -64,9 +64,10 @@ def main(argv: list[str] | None = None) -> dict:
         if len(specs) != 2:
             raise SystemExit(f"--pair: expected two FILE:KEY separated by a comma, got {pair!r}")
         (fid_a, kid_a), (fid_b, kid_b) = read_fid(specs[0]), read_fid(specs[1])
-        row = {"fid": [fid_a, fid_b], "kid_x1000": [kid_a, kid_b]}
+        row = {"runs": specs, "fid": [fid_a, fid_b], "kid_x1000": [kid_a, kid_b]}
         if args.psnr:
-            row["psnr"] = [read_psnr(p) for p in args.psnr[i].split(",")]
+            row["scores"] = args.psnr[i].split(",")
+            row["psnr"] = [read_psnr(p) for p in row["scores"]]
         rows.append(row)
     metrics = [m for m in ("fid", "kid_x1000", "psnr") if m in rows[0]]
     table = {m: np.array([r[m] for r in rows]) for m in metrics}
