@@ -14,6 +14,11 @@ compile can be checked for what it costs the step. Prints one JSON line (appende
 
 No compilation cache is set here, so each process compiles cold (XLA's in-process autotuning
 cache is why one process cannot compare two settings): run one process per XLA_FLAGS value.
+On a GPU the profiler's device tracing slows XLA's autotuning (it times candidate kernels):
+a cold batch-32 compile under it did not finish in 150 s on an H200 (59 s without). Time cold
+compiles with benchmarks/train_step.py; trace here the compile with autotuning results given
+(``--xla_gpu_load_autotune_results_from=FILE``, written by a cold run with
+``--xla_gpu_dump_autotune_results_to=FILE``) to see the rest of it.
 """
 
 from __future__ import annotations
