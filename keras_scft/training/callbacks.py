@@ -83,7 +83,6 @@ class Checkpointer(RunCallback):
         self.guard = guard
         self.last_saved: int | None = None
         self.seconds = 0.0
-        self.first_seconds: float | None = None
         self._writer = BackgroundWriter()
 
     def on_epoch_end(self, epoch, logs=None):
