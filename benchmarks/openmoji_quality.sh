@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Quality at equal budget on the built-in OpenMoji data (docs/results.md).
 #
-# Trains recipes/openmoji.json in several loss configurations *concurrently on one GPU*
+# Trains recipes/openmoji.json in several loss configurations *concurrently* (on one GPU, or GPUS)
 # (their compilations overlap), each for the same number of steps (default 3,500 x 16 =
 # 56k images, the budget of the PyTorch reference), then scores each on the test split with
 # tools/score.py (self-reference PSNR/SSIM/LPIPS, attention correspondence) and keeps the
@@ -15,7 +15,9 @@
 # CONFIGS is a comma list of: bar (L_rec + L_adv: the reference code's losses), perc
 # (+ L_perc + L_style), full (all five losses), each optionally followed by overrides of its
 # own, '@'-separated: full@loss.weights.style=10 (run folder full_loss.weights.style-10).
-# Default: bar,full. The -o overrides apply to every config. TRAIN_TIMEOUT (seconds, 0 = none)
+# Default: bar,full. The -o overrides apply to every config. GPUS (e.g. 0,1,2,3) spreads the
+# configs over those GPUs, config i on GPU i mod n (CUDA_VISIBLE_DEVICES), instead of running all
+# of them on the one visible GPU. TRAIN_TIMEOUT (seconds, 0 = none)
 # bounds each training; a run stopped by it is scored from its last checkpoint. EXTRA_SCORE
 # (tools/score.py options, e.g. "--keep-white --color-shift 0.4") adds a second self-reference
 # PSNR/SSIM scoring with those options (scores_extra.json). SCORE_CHECKPOINT=1 also scores the
@@ -91,8 +93,15 @@ run_one() {
   rm -rf "$dir/checkpoints"
 }
 
+IFS=, read -ra gpus <<< "${GPUS:-}"
+i=0
 for name in ${CONFIGS//,/ }; do
-  run_one "$name" &
+  if [ ${#gpus[@]} -gt 0 ]; then
+    CUDA_VISIBLE_DEVICES=${gpus[i % ${#gpus[@]}]} run_one "$name" &
+  else
+    run_one "$name" &
+  fi
+  i=$((i + 1))
 done
 wait
 cat "$OUT/summary.log"
