@@ -24,7 +24,17 @@ class NonFiniteLossError(RuntimeError):
 
 class RunCallback(keras.callbacks.Callback):
     """Knows the global step: Keras epochs are numbered globally (``initial_epoch`` on
-    resume), so epoch e ends at step ``(e + 1) * steps_per_epoch``."""
+    resume), so epoch e ends at step ``(e + 1) * steps_per_epoch``.
+
+    ``async_safe``: Keras may run the batch-end hooks on a worker thread (JAX backend), where
+    turning the step's logs into numbers waits for that step, instead of on the training
+    thread, which then dispatches the next execution at once; it finishes them all before
+    ``on_epoch_end``. A callback whose ``on_train_batch_end`` is not (every one of Keras' own
+    is not) makes Keras call them all on the training thread: one wait on the device per
+    execution, the device idle while the host fetches and dispatches the next one.
+    """
+
+    async_safe = True
 
     def __init__(self, steps_per_epoch: int):
         super().__init__()
@@ -39,12 +49,23 @@ class StopOnNonFinite(RunCallback):
 
     Checks the logs after every execution (``steps_per_execution`` steps) and at epoch
     ends; the run then raises :class:`NonFiniteLossError` and saves no further checkpoint.
+    On JAX the per-execution check runs on Keras' callback thread: training stops a few
+    executions after the bad one (the recorded step is the bad one), and the epoch end,
+    which waits for every check, still comes before any checkpoint.
     """
 
     def __init__(self, steps_per_epoch: int):
         super().__init__(steps_per_epoch)
         self.failure: str | None = None
         self._epoch = 0
+        self._trainer = None
+
+    def set_model(self, model):
+        super().set_model(model)
+        # Stopping goes through this reference, not ``self.model``: on JAX that getter writes
+        # the training state back into the variables, which from Keras' callback thread races
+        # the training loop (it then fails on buffers the next step has taken over).
+        self._trainer = model
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
@@ -54,7 +75,7 @@ class StopOnNonFinite(RunCallback):
             if not math.isfinite(float(value)):
                 self.failure = (f"non-finite loss at step {step}: {name} = {float(value)}; training "
                                 "stopped, the last checkpoint before it is kept")
-                self.model.stop_training = True
+                self._trainer.stop_training = True
                 return
 
     def on_train_batch_end(self, batch, logs=None):

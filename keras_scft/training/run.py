@@ -146,7 +146,20 @@ def _tensorboard(folder: Path) -> list:
     except ImportError:
         _say("TensorBoard logging skipped: tensorflow/tensorboard are not installed")
         return []
-    return [keras.callbacks.TensorBoard(str(folder), write_graph=False, update_freq="epoch")]
+    return [EpochTensorBoard(str(folder))]
+
+
+class EpochTensorBoard(keras.callbacks.TensorBoard):
+    """Keras' TensorBoard callback writing scalars at epoch ends only (no graph, no
+    profiling), declared safe for Keras' asynchronous batch-end hooks (see
+    :class:`~keras_scft.training.callbacks.RunCallback`): so set up, its batch-end hook writes
+    nothing (no summary writer is active between epochs). Keras' class does not declare it,
+    and one such callback makes Keras wait for the device after every execution."""
+
+    async_safe = True
+
+    def __init__(self, log_dir: str):
+        super().__init__(log_dir, write_graph=False, update_freq="epoch", profile_batch=0)
 
 
 def _place(recipe: dict, where: str, processes: ProcessSettings | None) -> Placement:

@@ -1,4 +1,5 @@
-"""Run callbacks tested on their own (no training): the sample grid's background writes."""
+"""Run callbacks: the sample grid's background writes (on their own), and the batch-end hooks in a
+Keras fit (off the training thread on JAX, the non-finite stop from there)."""
 
 import types
 
@@ -40,3 +41,48 @@ def test_a_failed_grid_write_is_raised_by_the_end_of_training(tmp_path, monkeypa
     grid.on_epoch_end(1)
     with pytest.raises(OSError, match="No space left on device: .*step-00000002.png"):
         grid.on_train_end()
+
+
+def _probe_fit(callbacks, x):
+    """Fit a one-layer model for one epoch of len(x) // 2 batches with ``callbacks``."""
+    import keras
+
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    model.fit(x, np.zeros_like(x), batch_size=2, epochs=1, callbacks=callbacks, verbose=0, shuffle=False)
+    return model
+
+
+@pytest.mark.multi_backend
+def test_batch_end_hooks_run_off_the_training_thread_on_jax(tmp_path):
+    """Keras runs batch-end hooks on a worker thread (so the training thread does not wait for
+    each execution) only if every callback is declared async-safe: the run's are."""
+    import threading
+
+    import keras
+
+    from keras_scft.training.run import _tensorboard
+
+    threads = []
+
+    class Probe(callbacks.RunCallback):
+        def on_train_batch_end(self, batch, logs=None):
+            threads.append(threading.current_thread())
+
+    run_callbacks = [callbacks.StopOnNonFinite(4), callbacks.Throughput(2, 4), Probe(4), *_tensorboard(tmp_path)]
+    assert len(run_callbacks) == 4  # TensorBoard included (tensorflow is installed for the tests)
+    _probe_fit(run_callbacks, np.ones((8, 1), "float32"))
+    assert len(threads) == 4
+    off_thread = [thread is not threading.main_thread() for thread in threads]
+    # TensorFlow's backend is not thread-safe for Keras: its hooks stay on the training thread
+    assert off_thread == [keras.backend.backend() == "jax"] * 4
+
+
+@pytest.mark.multi_backend
+def test_a_non_finite_loss_found_on_the_callback_thread_names_its_step():
+    guard = callbacks.StopOnNonFinite(steps_per_epoch=10)
+    x = np.ones((20, 1), "float32")
+    x[10:] = np.nan  # batches 5.. (steps 6..) have a NaN loss
+    model = _probe_fit([guard], x)  # on JAX, stopping through `self.model` failed here ("Array has been deleted")
+    assert model.stop_training
+    assert guard.failure.startswith("non-finite loss at step 6: loss = nan")
