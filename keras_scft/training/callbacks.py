@@ -49,13 +49,16 @@ class StopOnNonFinite(RunCallback):
 
     Checks the logs after every execution (``steps_per_execution`` steps) and at epoch
     ends; the run then raises :class:`NonFiniteLossError` and saves no further checkpoint.
-    On JAX the per-execution check runs on Keras' callback thread: training stops a few
-    executions after the bad one (the recorded step is the bad one), and the epoch end,
-    which waits for every check, still comes before any checkpoint.
+    ``asynchronous``: on JAX the per-execution check runs on Keras' callback thread, so
+    training stops a few executions after the bad one (the recorded step is the bad one);
+    the epoch end, which waits for every check, still comes before any checkpoint. Pass
+    False in a multi-process run: every process must stop after the same execution (the
+    next one is a collective program), so the check waits for each execution there.
     """
 
-    def __init__(self, steps_per_epoch: int):
+    def __init__(self, steps_per_epoch: int, asynchronous: bool = True):
         super().__init__(steps_per_epoch)
+        self.async_safe = asynchronous
         self.failure: str | None = None
         self._epoch = 0
         self._trainer = None

@@ -319,7 +319,7 @@ def train(recipe: dict, resume: bool = True, progress: bool = True, processes: P
     scratch = None if chief else tempfile.TemporaryDirectory(prefix=f"keras_scft_worker{placement.worker}_")
     writes = run_dir if chief else Path(scratch.name)
 
-    guard = StopOnNonFinite(per_epoch)
+    guard = StopOnNonFinite(per_epoch, asynchronous=not multi_worker)
     checkpointer = Checkpointer(writes / "checkpoints", checkpoint_every, out_cfg["keep_checkpoints"] if chief else 1,
                                 per_epoch, total, guard)
     speed = Throughput(batch, per_epoch, started)

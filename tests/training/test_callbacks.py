@@ -77,6 +77,10 @@ def test_batch_end_hooks_run_off_the_training_thread_on_jax(tmp_path):
     # TensorFlow's backend is not thread-safe for Keras: its hooks stay on the training thread
     assert off_thread == [keras.backend.backend() == "jax"] * 4
 
+    threads.clear()  # a multi-process run's guard waits for each execution: every hook back on the training thread
+    _probe_fit([callbacks.StopOnNonFinite(4, asynchronous=False), Probe(4)], np.ones((8, 1), "float32"))
+    assert threads == [threading.main_thread()] * 4
+
 
 @pytest.mark.multi_backend
 def test_a_non_finite_loss_found_on_the_callback_thread_names_its_step():
