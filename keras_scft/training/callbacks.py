@@ -8,6 +8,7 @@ checkpoints and grids are made there; ``step`` is the global step at that point.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -26,11 +27,11 @@ class RunCallback(keras.callbacks.Callback):
     """Knows the global step: Keras epochs are numbered globally (``initial_epoch`` on
     resume), so epoch e ends at step ``(e + 1) * steps_per_epoch``.
 
-    ``async_safe``: Keras may run the batch-end hooks on a worker thread (JAX backend), where
-    turning the step's logs into numbers waits for that step, instead of on the training
-    thread, which then dispatches the next execution at once; it finishes them all before
-    ``on_epoch_end``. A callback whose ``on_train_batch_end`` is not (every one of Keras' own
-    is not) makes Keras call them all on the training thread: one wait on the device per
+    ``async_safe``: Keras may then run the batch-end hooks on its callback threads (JAX
+    backend), where turning the step's logs into numbers waits for that step, and the
+    training thread dispatches the next execution at once; all hooks end before
+    ``on_epoch_end``. If one callback with a batch-end hook is not so declared (none of Keras'
+    own is), Keras calls them all on the training thread: a wait on the device per
     execution, the device idle while the host fetches and dispatches the next one.
     """
 
@@ -49,9 +50,10 @@ class StopOnNonFinite(RunCallback):
 
     Checks the logs after every execution (``steps_per_execution`` steps) and at epoch
     ends; the run then raises :class:`NonFiniteLossError` and saves no further checkpoint.
-    ``asynchronous``: on JAX the per-execution check runs on Keras' callback thread, so
-    training stops a few executions after the bad one (the recorded step is the bad one);
-    the epoch end, which waits for every check, still comes before any checkpoint. Pass
+    ``asynchronous``: on JAX the per-execution checks run on Keras' callback threads
+    (possibly several at once, out of order), so training stops a few executions after the
+    bad one; the earliest bad step checked is the one recorded, and the epoch end, which
+    waits for every check, still comes before any checkpoint. Pass
     False in a multi-process run: every process must stop after the same execution (the
     next one is a collective program), so the check waits for each execution there.
     """
@@ -60,6 +62,8 @@ class StopOnNonFinite(RunCallback):
         super().__init__(steps_per_epoch)
         self.async_safe = asynchronous
         self.failure: str | None = None
+        self._failed_at: int | None = None
+        self._lock = threading.Lock()
         self._epoch = 0
         self._trainer = None
 
@@ -76,14 +80,16 @@ class StopOnNonFinite(RunCallback):
     def _check(self, logs, step: int):
         for name, value in (logs or {}).items():
             if not math.isfinite(float(value)):
-                self.failure = (f"non-finite loss at step {step}: {name} = {float(value)}; training "
-                                "stopped, the last checkpoint before it is kept")
+                with self._lock:
+                    if self._failed_at is None or step < self._failed_at:
+                        self._failed_at = step
+                        self.failure = (f"non-finite loss at step {step}: {name} = {float(value)}; "
+                                        "training stopped, the last checkpoint before it is kept")
                 self._trainer.stop_training = True
                 return
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.failure is None:
-            self._check(logs, self._epoch * self.steps_per_epoch + batch + 1)
+        self._check(logs, self._epoch * self.steps_per_epoch + batch + 1)
 
     def on_epoch_end(self, epoch, logs=None):
         if self.failure is None:

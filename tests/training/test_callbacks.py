@@ -90,3 +90,13 @@ def test_a_non_finite_loss_found_on_the_callback_thread_names_its_step():
     model = _probe_fit([guard], x)  # on JAX, stopping through `self.model` failed here ("Array has been deleted")
     assert model.stop_training
     assert guard.failure.startswith("non-finite loss at step 6: loss = nan")
+
+
+def test_the_earliest_non_finite_step_is_recorded_when_checks_finish_out_of_order():
+    guard = callbacks.StopOnNonFinite(steps_per_epoch=10)
+    guard.set_model(types.SimpleNamespace(stop_training=False))
+    guard.on_epoch_begin(0)
+    guard.on_train_batch_end(7, {"loss": float("inf")})  # a later execution's check ends first
+    guard.on_train_batch_end(5, {"loss": float("nan")})
+    guard.on_train_batch_end(8, {"loss": float("nan")})
+    assert guard.failure.startswith("non-finite loss at step 6: loss = nan")

@@ -200,9 +200,9 @@ def test_jax_two_processes_match_one_process(tmp_path, sample_dir):
     _, reference = load_latest(tmp_path / "single" / "run" / "checkpoints")
     # Adam's first updates are ~lr * sign(gradient): where a gradient is ~0, float noise of the
     # two programs flips them (under 0.1% of the weights on earlier machines, 3% on a 2-core
-    # machine of 2026-11-28 whose losses agreed to 1e-4), so
-    # the weights are bounded loosely and the losses, which a wrong data split or reduction
-    # would change at the first digits, closely.
+    # machine of 2026-11-28 whose losses agreed to 1e-4). So the weights are bounded loosely,
+    # and the losses, which a wrong data split or reduction would change at the first digits,
+    # closely.
     off, total = weights_off(model, reference)
     assert weight_difference(model, reference) <= 2e-3 and off <= 0.1 * total, (weight_difference(model, reference), off)
     ours, theirs = (json.loads((tmp_path / name / "run" / "final_metrics.json").read_text()) for name in ("multi", "single"))
