@@ -53,9 +53,9 @@ class StopOnNonFinite(RunCallback):
     ``asynchronous``: on JAX the per-execution checks run on Keras' callback threads
     (possibly several at once, out of order), so training stops a few executions after the
     bad one; the earliest bad step checked is the one recorded, and the epoch end, which
-    waits for every check, still comes before any checkpoint. Pass
-    False in a multi-process run: every process must stop after the same execution (the
-    next one is a collective program), so the check waits for each execution there.
+    waits for every check, still comes before any checkpoint. Pass False in a multi-process
+    run: every process must stop after the same execution (the next one is a collective
+    program), so there the check waits for each execution.
     """
 
     def __init__(self, steps_per_epoch: int, asynchronous: bool = True):
