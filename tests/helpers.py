@@ -13,6 +13,13 @@ def requires_backend(*names: str):
     )
 
 
+
+# Tests that start training processes of their own run one after another on one pytest-xdist
+# worker (the README's test command uses `-n 2 --dist loadgroup`): two of them at once would
+# put five or more training processes on CI's two cores and in its memory.
+own_processes = pytest.mark.xdist_group("own_processes")
+
+
 TINY_WIDTHS = (8, 8, 16, 16, 16, 16, 32, 32, 32, 32)
 """Encoder widths of the tiny generator used across tests (d_v = 216)."""
 

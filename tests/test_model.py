@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from keras_scft import ColorizerModel, SelfAugment
-from tests.helpers import requires_backend, tiny_colorizer
+from tests.helpers import own_processes, requires_backend, tiny_colorizer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -113,7 +113,6 @@ def _cross_reference_batch(**compile_kwargs):
     return model, x, y, batch, lambda b: float(model.generator_objective(image, logits, b)[0])
 
 
-@pytest.mark.multi_backend
 def test_cross_reference_share_swaps_references_and_trains_those_examples_adversarially_only():
     model, x, y, batch, loss = _cross_reference_batch(cross_reference=0.5)
     np.testing.assert_array_equal(batch["self_reference"], [0, 0, 1, 1])
@@ -173,7 +172,6 @@ def test_perceptual_and_style_terms_train_with_a_vgg():
     assert logs["perc"] > 0 and logs["style"] > 0
 
 
-@pytest.mark.multi_backend
 def test_save_load_round_trip_reproduces_outputs_and_optimizer_state(tmp_path):
     model = tiny_colorizer(perceptual="random")
     model.compile(steps_per_execution=2)
@@ -267,6 +265,7 @@ def _distributed(backend: str) -> dict:
     return json.loads(lines[-1])
 
 
+@own_processes
 @pytest.mark.slow
 @requires_backend("tensorflow")
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"])
@@ -294,6 +293,7 @@ def _step_on(backend: str, weights: Path, out: Path) -> dict:
         return {k: result[k] for k in result.files}
 
 
+@own_processes
 @pytest.mark.slow
 @requires_backend("tensorflow")
 def test_tensorflow_and_jax_steps_train_alike(tmp_path):

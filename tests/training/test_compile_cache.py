@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import requires_backend
+from tests.helpers import own_processes, requires_backend
 from tests.training.test_train import tiny_recipe
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,6 +27,7 @@ def _train(tmp_path: Path, sample_dir, name: str, cache: str) -> dict:
     return json.loads((tmp_path / name / "run" / "final_metrics.json").read_text())
 
 
+@own_processes
 @pytest.mark.slow
 @pytest.mark.multi_backend
 @requires_backend("jax")

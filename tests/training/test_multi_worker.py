@@ -24,7 +24,7 @@ from keras_scft.distribute import DistributionError, ProcessSettings, read_tf_co
 from keras_scft.recipes import RecipeError, validate
 from keras_scft.training.checkpoints import checkpoint_path, list_checkpoints, load_latest
 from keras_scft.training.run import train
-from tests.helpers import requires_backend
+from tests.helpers import own_processes, requires_backend
 from tests.training.test_train import tiny_recipe
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -115,6 +115,7 @@ def check_run_folder(run: Path, steps: list[int]) -> keras.Model:
     return model
 
 
+@own_processes
 @pytest.mark.slow
 @requires_backend("tensorflow")
 def test_tensorflow_two_workers_match_one_process_and_resume(tmp_path, sample_dir):
@@ -167,6 +168,7 @@ def test_tensorflow_two_workers_match_one_process_and_resume(tmp_path, sample_di
         assert ours[key] == pytest.approx(theirs[key], rel=1e-4), key
 
 
+@own_processes
 @pytest.mark.slow
 @requires_backend("tensorflow")
 def test_jax_two_processes_match_one_process(tmp_path, sample_dir):

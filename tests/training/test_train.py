@@ -20,7 +20,7 @@ from keras_scft.training.callbacks import StopOnNonFinite
 from keras_scft.training.checkpoints import (BackgroundWriter, checkpoint_path, list_checkpoints, load_latest,
                                              save_checkpoint)
 from keras_scft.training.run import train, validation_epochs
-from tests.helpers import TINY_WIDTHS, tiny_colorizer
+from tests.helpers import TINY_WIDTHS, own_processes, requires_backend, tiny_colorizer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -99,7 +99,6 @@ def test_validation_epochs_are_every_interval_and_the_last():
     assert validation_epochs(epochs=3, per_epoch=10, every=0) == []
 
 
-@pytest.mark.multi_backend
 def test_validation_runs_at_its_interval_and_the_last_step(tmp_path, sample_dir):
     """6 steps, log every 2, validate every 4: validation after steps 4 and 6 only (history
     has null at step 2); a run without validation has no val_ metrics at all."""
@@ -118,7 +117,6 @@ def test_validation_runs_at_its_interval_and_the_last_step(tmp_path, sample_dir)
     assert not any(key.startswith("val_") for key in json.loads((tmp_path / "none" / "history.json").read_text()))
 
 
-@pytest.mark.multi_backend
 def test_a_recipe_with_appended_cross_reference_examples_trains(tmp_path, sample_dir):
     recipe = validate(tiny_recipe(tmp_path, sample_dir, loss={"cross_reference_extra": 0.5},
                                   train={"steps": 2, "steps_per_execution": 1},
@@ -274,8 +272,9 @@ def _archive(path) -> tuple[bytes, dict]:
     return config, weights
 
 
+# The JAX pass runs the float32 case only: the policy is handled alike on every backend.
 @pytest.mark.multi_backend
-@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+@pytest.mark.parametrize("policy", ["float32", pytest.param("mixed_bfloat16", marks=requires_backend("tensorflow"))])
 def test_a_twin_written_checkpoint_is_the_direct_save_of_that_moment(tmp_path, policy):
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(policy)
@@ -301,7 +300,6 @@ def test_a_twin_written_checkpoint_is_the_direct_save_of_that_moment(tmp_path, p
             np.testing.assert_array_equal(weights[name], array, err_msg=f"step {step}: {name}")
 
 
-@pytest.mark.multi_backend
 def test_training_resumes_from_a_twin_written_checkpoint(tmp_path):
     model, train_step = _training_colorizer()
     writer = BackgroundWriter()
@@ -315,7 +313,6 @@ def test_training_resumes_from_a_twin_written_checkpoint(tmp_path):
     assert int(keras.ops.convert_to_numpy(resumed.optimizer.iterations)) == 2
 
 
-@pytest.mark.multi_backend
 def test_a_checkpoint_from_before_the_attention_metrics_resumes(tmp_path, monkeypatch):
     """Checkpoints written before attn_peak/attn_hit joined the training metrics have two
     metric trackers fewer: they load (metric states restart every epoch anyway), train, and
@@ -387,6 +384,7 @@ def test_a_twin_whose_variables_do_not_pair_with_the_models_is_an_error(tmp_path
     assert list_checkpoints(tmp_path) == []  # nothing half-written
 
 
+@own_processes
 @pytest.mark.slow
 def test_sigkill_during_training_resumes_from_a_complete_checkpoint(tmp_path, sample_dir):
     recipe = tiny_recipe(tmp_path, sample_dir, train={"steps": 400, "steps_per_execution": 1},
