@@ -1,8 +1,9 @@
 """Test configuration.
 
 The suite runs twice (see README): once under the TensorFlow backend (everything), once
-under JAX (only tests marked ``multi_backend``). The backend must be chosen before Keras is
-imported, so it is fixed here from ``KERAS_BACKEND`` (default: tensorflow).
+under JAX (only tests marked ``multi_backend``), each pass on two pytest-xdist workers. The
+backend must be chosen before Keras is imported, so it is fixed here from ``KERAS_BACKEND``
+(default: tensorflow); the workers inherit it.
 """
 
 import os

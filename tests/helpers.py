@@ -13,7 +13,6 @@ def requires_backend(*names: str):
     )
 
 
-
 # Tests that start training processes of their own run one after another on one pytest-xdist
 # worker (the README's test command uses `-n 2 --dist loadgroup`): two of them at once would
 # put five or more training processes on CI's two cores and in its memory.
