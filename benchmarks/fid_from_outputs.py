@@ -5,7 +5,9 @@
 
 Uses the TF FID-Inception weights (keras_scft.metrics.inception, converted into the cache)
 with clean-fid resizing; prints FID, KID x 1000 and N per set, and optionally the floor:
-real images of another split against the same real set.
+real images of another split against the same real set. For outputs of
+`tools/score.py --pairing subgroup`, pass `--pairing subgroup` (and its `--seed`): the real
+set is then the images that had a partner, as there.
 """
 
 from __future__ import annotations
@@ -25,8 +27,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 @click.option("--size", default=256, show_default=True)
 @click.option("--fake", "fakes", multiple=True, required=True, help="Glob of packed .npz chunks (repeatable).")
 @click.option("--floor-split", default=None, help="Also score real images of this split (the floor).")
+@click.option("--pairing", type=click.Choice(["random", "subgroup"]), default="random", show_default=True,
+              help="The --pairing the outputs were made with (subgroup: real set = the images with a partner).")
+@click.option("--seed", default=0, show_default=True, help="The --seed the outputs were made with.")
 @click.option("--out", default=None, help="Write the results as JSON here.")
-def main(real, split, size, fakes, floor_split, out):
+def main(real, split, size, fakes, floor_split, pairing, seed, out):
     from pack_images import unpack
 
     from keras_scft.data.pipeline import load_arrays
@@ -34,8 +39,16 @@ def main(real, split, size, fakes, floor_split, out):
     from keras_scft.metrics.fid import FIDScorer
     from keras_scft.metrics.inception import fid_inception
 
+    from keras_scft.scoring.tasks import subgroup_partners
+
     model = fid_inception("fid")
-    reals = load_arrays(OpenMojiSource(real, split), size, progress=False)["image"]
+    source = OpenMojiSource(real, split)
+    reals = load_arrays(source, size, progress=False)["image"]
+    if pairing == "subgroup":
+        categories = source.manifest.get("categories", {})
+        partner = subgroup_partners(source.names, [categories.get(n, "") for n in source.names]
+                                    if categories else (), seed)
+        reals = reals[partner >= 0]
     scorer = FIDScorer.from_images(reals, model=model)
     results = {}
     sets = [(pattern, unpack(pattern)[1]) for pattern in fakes]

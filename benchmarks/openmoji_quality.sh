@@ -23,7 +23,10 @@
 # PSNR/SSIM scoring with those options (scores_extra.json). SCORE_CHECKPOINT=1 also scores the
 # run's last checkpoint (for a run with optimizer.g_ema: the raw weights beside the saved
 # average) on self-reference PSNR/SSIM (checkpoint_scores.json in the tar) and packs its
-# cross-reference outputs as OUT/<config>-checkpoint-cross-*.npz.
+# cross-reference outputs as OUT/<config>-checkpoint-cross-*.npz. SUBGROUP=1 also runs the
+# cross-reference task with references from the same OpenMoji subgroup (tools/score.py
+# --pairing subgroup; scores_subgroup.json in the tar, outputs as OUT/<config>-subgroup-*.npz;
+# FID: benchmarks/fid_from_outputs.py --pairing subgroup).
 set -uo pipefail
 OUT=${1:?usage: openmoji_quality.sh OUT [STEPS] [CONFIGS] [-o field=value ...]}
 STEPS=${2:-3500}
@@ -82,6 +85,14 @@ run_one() {
       --out "$dir/scores_extra.json" --force $EXTRA_SCORE > "$dir/$name.score_extra.log" 2>&1
     echo "$name: scored with $EXTRA_SCORE (rc $?)" | tee -a "$OUT/summary.log"
     tar -rf "$OUT/$name.tar" -C "$RUNS" "$name/scores_extra.json" "$name/$name.score_extra.log"
+  fi
+  if [ -n "${SUBGROUP:-}" ]; then
+    python3 tools/score.py --model "$model" --data data/openmoji --split test --metrics bg --pairing subgroup \
+      --out "$dir/scores_subgroup.json" --save-outputs "$dir/subgroup_outputs" --force > "$dir/$name.score_subgroup.log" 2>&1
+    echo "$name: scored with references of the same subgroup (rc $?)" | tee -a "$OUT/summary.log"
+    python3 benchmarks/pack_images.py pack "$dir/subgroup_outputs/cross_reference_subgroup" "$OUT/$name-subgroup" > /dev/null
+    rm -rf "$dir/subgroup_outputs"
+    tar -rf "$OUT/$name.tar" -C "$RUNS" "$name/scores_subgroup.json" "$name/$name.score_subgroup.log"
   fi
   if [ -n "${SCORE_CHECKPOINT:-}" ]; then  # last, so that a timeout here loses only this
     local last

@@ -16,6 +16,7 @@ case "$1" in
     mkdir -p "$dir" && touch "$dir/generator.keras"
     echo "gpu=${CUDA_VISIBLE_DEVICES:-none} $*" >> "$CALLS" ;;
   tools/score.py)
+    [ -n "${SCORE_CALLS:-}" ] && echo "$*" >> "$SCORE_CALLS"
     while [ $# -gt 0 ]; do
       case "$1" in --out) echo '{}' > "$2";; --save-outputs) mkdir -p "$2/cross_reference";; esac; shift
     done ;;
@@ -24,7 +25,7 @@ exit 0
 """
 
 
-def _run(tmp_path, configs, gpus=None):
+def _run(tmp_path, configs, gpus=None, **extra_env):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     fake = bin_dir / "python3"
@@ -37,6 +38,7 @@ def _run(tmp_path, configs, gpus=None):
         env.pop(name, None)
     if gpus is not None:
         env["GPUS"] = gpus
+    env.update(extra_env)
     result = subprocess.run(["bash", "benchmarks/openmoji_quality.sh", str(tmp_path / "out"), "7", configs],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
@@ -59,3 +61,14 @@ def test_gpus_spread_the_configs_round_robin(tmp_path):
     calls = _run(tmp_path, "bar@seed=0,bar@seed=1,bar@seed=2", gpus="2,5")
     gpu_of = {c.split("bar_seed-")[1][0]: c.split()[0] for c in calls}
     assert gpu_of == {"0": "gpu=2", "1": "gpu=5", "2": "gpu=2"}
+
+
+def test_subgroup_scores_the_subgroup_pairing_too_and_packs_its_scores(tmp_path):
+    score_calls = tmp_path / "scores.log"
+    _run(tmp_path, "bar", SUBGROUP="1", SCORE_CALLS=str(score_calls))
+    calls = score_calls.read_text().splitlines()
+    assert len(calls) == 2 and "--pairing" not in calls[0]
+    assert "--pairing subgroup" in calls[1] and "scores_subgroup.json" in calls[1]
+    listing = subprocess.run(["tar", "-tf", str(tmp_path / "out" / "bar.tar")], capture_output=True, text=True,
+                             check=True).stdout.split()
+    assert "bar/scores.json" in listing and "bar/scores_subgroup.json" in listing

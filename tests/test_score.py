@@ -18,7 +18,7 @@ from keras_scft.scoring.evalset import (
     load_eval_set,
     self_reference_examples,
 )
-from keras_scft.scoring.tasks import derangement
+from keras_scft.scoring.tasks import derangement, subgroup_partners
 
 TINY_WIDTHS = (8, 8, 16, 16, 16, 16, 32, 32, 32, 32)
 SPAIR_MINI = pathlib.Path(__file__).resolve().parent / "fixtures" / "spair_mini"
@@ -95,6 +95,20 @@ def test_cli_fid_kid_lpips_code_path_with_random_weights(model_file, sample_dir,
     assert set(scores["tasks"]["self_reference"]["model"]) == {"lpips"}
 
 
+def test_cli_subgroup_pairing_scores_the_images_that_have_a_partner(model_file, sample_dir, tmp_path):
+    out = tmp_path / "scores.json"
+    result, output = _score("--model", model_file, "--data", sample_dir, "--metrics", "fid,bg",
+                            "--pairing", "subgroup", "--fid-weights", "random", "--size", 64, "--out", out,
+                            "--save-outputs", tmp_path / "outputs")
+    assert result.exit_code == 0, output
+    scores = json.loads(out.read_text())
+    cross = scores["tasks"]["cross_reference"]
+    assert scores["settings"]["pairing"] == cross["pairing"] == "subgroup"
+    assert cross["n"] == cross["n_real"] == 4  # of the sample's 32 test emoji, 4 have a partner
+    assert cross["fid"] > 0 and "cross_reference (subgroup)  fid" in output
+    assert len(list((tmp_path / "outputs" / "cross_reference_subgroup").glob("*.png"))) == 4
+
+
 @pytest.mark.parametrize("args, message", [
     (["--data", "no/such/folder"], "--data no/such/folder: no such file or folder"),
     (["--data", "{\"type\": \"folder\"}"], "needs option(s) ['root']"),
@@ -106,9 +120,13 @@ def test_cli_fid_kid_lpips_code_path_with_random_weights(model_file, sample_dir,
      "no FID Inception weights at no/weights.npz"),
     (["--data", "SAMPLE", "--size", "72"], "72 is not a multiple of the generator's stride 16"),
     (["--data", "SAMPLE", "--metrics", "kid", "--limit", "1"], "need at least 2 images, the data gave 1"),
+    (["--data", "SAMPLE/color", "--metrics", "fid", "--pairing", "subgroup"],
+     "pairing by subgroup needs OpenMoji data whose manifest has categories"),
+    (["--data", "SAMPLE", "--metrics", "fid", "--pairing", "subgroup", "--limit", "3"],
+     "none of the 3 images has another emoji of its subgroup"),
 ])
 def test_cli_errors_are_one_clear_line(model_file, sample_dir, tmp_path, args, message):
-    args = [str(sample_dir) if a == "SAMPLE" else a for a in args]
+    args = [a.replace("SAMPLE", str(sample_dir)) for a in args]
     result, output = _score("--model", model_file, "--out", tmp_path / "s.json", *args)
     assert result.exit_code != 0
     assert message in output and "Traceback" not in output
@@ -133,6 +151,22 @@ def test_derangement_is_a_seeded_permutation_without_fixed_points():
     assert not np.array_equal(derangement(50, 1), derangement(50, 2))
     with pytest.raises(ValueError, match="at least 2"):
         derangement(1, 0)
+
+
+def test_subgroup_partners_are_other_emoji_of_the_subgroup_and_seeded():
+    names = ["1F44B", "1F44B-1F3FB", "1F590", "1F600", "1F426", "1F985"]
+    categories = ["body/hand", "body/hand", "body/hand", "face/smiling", "animal/bird", "animal/bird"]
+    partner = subgroup_partners(names, categories, seed=0)
+    assert partner[0] == partner[1] == 2  # a skin-tone variant of the same emoji is no partner
+    assert partner[2] in (0, 1) and partner[3] == -1  # alone in its subgroup: left out
+    assert (partner[4], partner[5]) == (5, 4)
+    draws = {int(subgroup_partners(names, categories, seed)[2]) for seed in range(20)}
+    assert draws == {0, 1}
+    np.testing.assert_array_equal(subgroup_partners(names, categories, 3), subgroup_partners(names, categories, 3))
+    with pytest.raises(ValueError, match="manifest has categories"):
+        subgroup_partners(names, (), 0)
+    with pytest.raises(ValueError, match="none of the 2 images"):
+        subgroup_partners(["1F44B", "1F44B-1F3FB"], ["body/hand"] * 2, 0)
 
 
 def test_data_argument_forms(sample_dir, tmp_path):
@@ -163,6 +197,14 @@ def test_data_without_line_art_gets_fixed_xdog_sketches(sample_dir):
     assert evalset.images.shape == (3, 32, 32, 3) and not evalset.line_art
     assert evalset.sketches.shape == (3, 32, 32, 1) and set(np.unique(evalset.sketches)) == {0, 255}
     np.testing.assert_array_equal(evalset.sketches, xdog_line_art(evalset.images))
+    assert evalset.names == evalset.categories == ()  # an image folder has neither
+
+
+def test_openmoji_eval_set_has_the_names_and_categories_of_its_images(sample_dir):
+    evalset = load_eval_set(data_source_config(str(sample_dir), "test"), 32, limit=5)
+    manifest = json.loads((sample_dir / "manifest.json").read_text())
+    assert evalset.names == tuple(manifest["splits"]["test"][:5])
+    assert evalset.categories == tuple(manifest["categories"][name] for name in evalset.names)
 
 
 def test_self_reference_examples_use_the_line_art_and_ignore_batch_size(sample_dir):

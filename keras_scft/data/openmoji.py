@@ -8,7 +8,8 @@ the prepared folder has no line art (``"line_art": false``).
 
 Prepared folder layout (``prepare_openmoji``)::
 
-    manifest.json        source, licence, counts, excluded names, render size, split name lists
+    manifest.json        source, licence, counts, excluded names, render size, split name lists,
+                         each name's category (OpenMoji "group/subgroup"; none without metadata)
     LICENSE.txt          the CC BY-SA 4.0 text shipped with the package
     color/<name>.png     uint8 RGB [size, size, 3], rendered on white
     line/<name>.png      uint8 gray [size, size], black lines on white (only with line art)
@@ -175,6 +176,11 @@ def ink_fraction(line_art: np.ndarray) -> float:
     return float(np.mean(line_art < INK_LEVEL))
 
 
+def category(metadata: Mapping[str, Any]) -> str:
+    """An ``openmoji.json`` entry's ``"group/subgroup"``, e.g. ``"people-body/person-role"``."""
+    return f"{metadata.get('group', '')}/{metadata.get('subgroups', '')}"
+
+
 def is_flag(metadata: Mapping[str, Any]) -> bool:
     """Whether an ``openmoji.json`` entry is a flag (group "flags" or a "*flag*" subgroup)."""
     return metadata.get("group") == "flags" or "flag" in metadata.get("subgroups", "")
@@ -334,6 +340,8 @@ def build_openmoji(package: OpenMojiPackage, out: str | os.PathLike, size: int =
                    "kept": len(kept), **{split: len(splits[split]) for split in SPLITS}},
         "excluded": {"flags": flags, "low_ink": low_ink, "missing_line_art": missing_line},
         "splits": splits,
+        "categories": {name: category(package.metadata[name]) for name in sorted(kept)
+                       if name in package.metadata},
     }
     if package.license_text:
         _write_if_changed(out / "LICENSE.txt", package.license_text.encode("utf-8"))
@@ -412,6 +420,8 @@ def make_sample(prepared: str | os.PathLike, out: str | os.PathLike, size: int =
                    **{split: len(chosen[split]) for split in SPLITS}},
         "excluded": {reason: [] for reason in source["excluded"]},
         "splits": chosen,
+        "categories": {name: source["categories"][name] for name in sorted(sum(chosen.values(), []))
+                       if name in source.get("categories", {})},
     }
     if (prepared / "LICENSE.txt").is_file():
         _write_if_changed(out / "LICENSE.txt", (prepared / "LICENSE.txt").read_bytes())
@@ -482,10 +492,14 @@ def _check_settings(out: Path, *, size: int, seed: int, registry: str, version: 
 
 def _complete_manifest(out: Path, *, size: int, seed: int, source: str, version: str
                        ) -> dict[str, Any] | None:
-    """The manifest of ``out`` if it matches the settings and all its files exist, else None."""
+    """The manifest of ``out`` if it matches the settings and all its files exist, else None
+    (also for a manifest of the npm package written before manifests had categories: building
+    again adds them and reuses the PNGs)."""
     if not (out / MANIFEST_NAME).is_file():
         return None
     manifest = read_manifest(out)
+    if "categories" not in manifest and manifest["source"].get("registry") == "npm":
+        return None
     registry = manifest["source"].get("registry")
     _check_settings(out, size=size, seed=seed, version=version, line_art=manifest["line_art"],
                     registry=registry if source == "auto" else source)

@@ -54,6 +54,10 @@ def _category_list(ctx, param, value: str) -> list[str]:
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the self-reference warps / colour shifts and the cross-reference pairing.")
+@click.option("--pairing", type=click.Choice(["random", "subgroup"]), default="random", show_default=True,
+              help="References of the cross-reference task: another image of the set at random, or "
+                   "another emoji of the same OpenMoji subgroup (two person roles, two birds: related "
+                   "content; prepared OpenMoji data only), scored on the images that have one.")
 @click.option("--color-shift", type=click.FloatRange(min=0.0), default=1.0, show_default=True,
               help="Largest per-channel colour shift (in [-1, 1] units) of the self-reference task's "
                    "references and targets: the paper's 1.0, or the strength a model was trained with "
@@ -82,7 +86,7 @@ def score_command(model_path: Path, data: str | None, metrics: list[str], split:
                   size: int | None, limit: int | None, batch_size: int, seed: int, color_shift: float,
                   keep_white: bool, spair_root: Path | None, categories: list[str], patch_size: int | None,
                   fid_weights: str, lpips_weights: str, out: Path, force: bool,
-                  save_outputs: Path | None) -> None:
+                  save_outputs: Path | None, pairing: str) -> None:
     """Score a trained model: self-reference PSNR/SSIM/LPIPS (with the copy-the-reference
     baseline), cross-reference FID/KID, attention-correspondence accuracy, and SC-PSNR on
     SPair-71k. Writes a JSON file and prints a table. Set KERAS_SCFT_QUIET=1 to hide the
@@ -100,7 +104,7 @@ def score_command(model_path: Path, data: str | None, metrics: list[str], split:
     try:
         scores = _score(model_path, data, metrics, split, size, limit, batch_size, seed, spair_root,
                         categories, patch_size, fid_weights, lpips_weights, save_outputs, color_shift,
-                        keep_white)
+                        keep_white, pairing)
     except (FileNotFoundError, ValueError, RegistryFetchError) as error:  # incl. unreadable images
         raise click.ClickException(str(error)) from error
 
@@ -112,7 +116,8 @@ def score_command(model_path: Path, data: str | None, metrics: list[str], split:
 def _score(model_path: Path, data: str | None, metrics: list[str], split: str, size: int | None,
            limit: int | None, batch_size: int, seed: int, spair_root: Path | None,
            categories: list[str], patch_size: int | None, fid_weights: str, lpips_weights: str,
-           save_outputs: Path | None = None, color_shift: float = 1.0, keep_white: bool = False) -> dict:
+           save_outputs: Path | None = None, color_shift: float = 1.0, keep_white: bool = False,
+           pairing: str = "random") -> dict:
     """Set up (model, data, metric networks: every input error surfaces here), then run the tasks."""
     import keras  # imported here, as the modules below, so that `keras-scft --help` stays fast
 
@@ -132,6 +137,7 @@ def _score(model_path: Path, data: str | None, metrics: list[str], split: str, s
     settings = {
         "model": {"path": str(model_path.resolve()), "sha256": _sha256(model_path)},
         "split": split, "size": size, "batch_size": batch_size, "seed": seed, "limit": limit,
+        "pairing": pairing,
         "metrics": {m: METRIC_DEFINITIONS[m] for m in metrics},
         "keras_scft_version": keras_scft.__version__, "keras_version": keras.__version__,
         "backend": keras.backend.backend(), "devices": keras.distribution.list_devices(),
@@ -152,6 +158,8 @@ def _score(model_path: Path, data: str | None, metrics: list[str], split: str, s
                             "line_art": evalset.line_art}
         if {"fid", "kid"} & set(metrics) and len(evalset) < 2:
             raise ValueError(f"fid and kid need at least 2 images, the data gave {len(evalset)}")
+        if pairing == "subgroup":  # its errors (no categories, no partners) before any work
+            tasks.subgroup_partners(evalset.names, evalset.categories, seed)
         augment = evaluation_augment(generator.stride, seed, color_shift, keep_white)
         settings["self_augment"] = {k: v for k, v in augment.get_config().items()
                                     if k not in ("name", "trainable", "dtype")}
@@ -169,7 +177,8 @@ def _score(model_path: Path, data: str | None, metrics: list[str], split: str, s
                                                          lpips, batch_size, progress, save_outputs)
     if wanted("cross_reference") or (save_outputs is not None and evalset is not None):
         results["cross_reference"] = tasks.cross_reference(generator, evalset, seed, wanted("cross_reference"),
-                                                           inception, batch_size, progress, save_outputs)
+                                                           inception, batch_size, progress, save_outputs,
+                                                           pairing)
     if wanted("correspondence"):
         results["correspondence"] = tasks.correspondence(generator, evalset, augment, batch_size, progress)
     if pairs is not None:

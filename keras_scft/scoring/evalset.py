@@ -23,7 +23,7 @@ import numpy as np
 from keras_scft.augment.example import SelfAugment
 from keras_scft.data.openmoji import MANIFEST_NAME
 from keras_scft.data.pipeline import load_arrays
-from keras_scft.data.sources import open_source
+from keras_scft.data.sources import OpenMojiSource, open_source
 from keras_scft.inference import to_uint8
 from keras_scft.metrics.sc_psnr import xdog_line_art
 from keras_scft.recipes import RecipeError, validate
@@ -42,12 +42,17 @@ class EvalSet:
             the images' fixed-parameter XDoG (:func:`keras_scft.metrics.sc_psnr.xdog_line_art`).
         line_art: whether the sketches are real line art.
         source: the data source config it was read from (JSON-ready).
+        names: the N image names (OpenMoji hex codes); empty for other sources.
+        categories: the N images' OpenMoji ``"group/subgroup"``; empty for other sources and
+            for folders prepared before manifests had categories.
     """
 
     images: np.ndarray
     sketches: np.ndarray
     line_art: bool
     source: dict
+    names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.images)
@@ -84,13 +89,19 @@ def load_eval_set(config: dict, size: int, limit: int | None = None, progress: b
 
     Images are centre-cropped to a square and resized (Lanczos), as in training.
     """
-    arrays = load_arrays(open_source(config), size, limit, progress)
+    source = open_source(config)
+    arrays = load_arrays(source, size, limit, progress)
     images = arrays["image"]
+    names, categories = (), ()
+    if isinstance(source, OpenMojiSource):
+        names = tuple(source.names[:len(images)])
+        known = source.manifest.get("categories", {})
+        categories = tuple(known[name] for name in names) if all(n in known for n in names) else ()
     if "sketch" in arrays:
-        return EvalSet(images, arrays["sketch"], True, dict(config))
+        return EvalSet(images, arrays["sketch"], True, dict(config), names, categories)
     sketches = np.concatenate([xdog_line_art(images[i:i + AUGMENT_CHUNK])
                                for i in range(0, len(images), AUGMENT_CHUNK)])
-    return EvalSet(images, sketches, False, dict(config))
+    return EvalSet(images, sketches, False, dict(config), names, categories)
 
 
 def evaluation_augment(feature_stride: int, seed: int, color_shift: float = 1.0,

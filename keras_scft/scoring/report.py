@@ -33,8 +33,9 @@ METRIC_DEFINITIONS = {
     "ssim": "self-reference: mean over images of SSIM (Gaussian 11x11, sigma 1.5, no padding, "
             "uint8 RGB) vs the colour-shifted ground truth",
     "lpips": "self-reference: mean over images of LPIPS v0.1 VGG16 vs the colour-shifted ground truth",
-    "fid": "cross-reference: FID of the outputs vs the set's real colour images; clean-fid "
-           "'clean' resize to 299, FID Inception (TF inception-2015-12-05) pool_3",
+    "fid": "cross-reference: FID of the outputs vs the set's real colour images (pairing subgroup: "
+           "those of the images that have a partner); clean-fid 'clean' resize to 299, FID "
+           "Inception (TF inception-2015-12-05) pool_3",
     "kid": "cross-reference: KID (unbiased polynomial MMD^2, 100 subsets of min(1000, N)) of "
            "the outputs vs the real colour images, same features as fid",
     "bg": "cross-reference: mean |output - white| (0-255, RGB mean) over the pixels that are white "
@@ -61,10 +62,10 @@ def format_table(tasks: dict) -> str:
                          _number(result["copy_reference"][metric]), f"{result['n']} images"))
     if "cross_reference" in tasks:
         result = tasks["cross_reference"]
+        task = "cross_reference" + ("" if result.get("pairing", "random") == "random" else f" ({result['pairing']})")
         for metric in ("fid", "kid", "bg"):
             if metric in result:
-                rows.append(("cross_reference", metric, _number(result[metric]), "",
-                             f"{result['n']} images"))
+                rows.append((task, metric, _number(result[metric]), "", f"{result['n']} images"))
     if "correspondence" in tasks:
         result = tasks["correspondence"]
         for metric in ("exact", "within1"):

