@@ -39,16 +39,14 @@ def main(real, split, size, fakes, floor_split, pairing, seed, out):
     from keras_scft.metrics.fid import FIDScorer
     from keras_scft.metrics.inception import fid_inception
 
+    from keras_scft.scoring.evalset import load_eval_set
     from keras_scft.scoring.tasks import subgroup_partners
 
     model = fid_inception("fid")
-    source = OpenMojiSource(real, split)
-    reals = load_arrays(source, size, progress=False)["image"]
-    if pairing == "subgroup":
-        categories = source.manifest.get("categories", {})
-        partner = subgroup_partners(source.names, [categories.get(n, "") for n in source.names]
-                                    if categories else (), seed)
-        reals = reals[partner >= 0]
+    evalset = load_eval_set({"type": "openmoji", "root": real, "split": split}, size)
+    reals = evalset.images
+    if pairing == "subgroup":  # the images tools/score.py --pairing subgroup colorized
+        reals = reals[subgroup_partners(evalset.names, evalset.categories, seed) >= 0]
     scorer = FIDScorer.from_images(reals, model=model)
     results = {}
     sets = [(pattern, unpack(pattern)[1]) for pattern in fakes]

@@ -84,7 +84,6 @@ def test_generator_weight_average_is_kept_by_the_step_and_written_at_the_end():
         np.testing.assert_array_equal(keras.ops.convert_to_numpy(v), b)
 
 
-@pytest.mark.multi_backend
 def test_fit_twice_with_a_generator_weight_average():
     """The end of the first fit writes the average into the generator; on JAX the variables
     then shared the average's buffers and the second fit's donated step failed."""

@@ -41,7 +41,6 @@ def tiny_recipe(tmp_path, sample_dir, **sections):
 
 
 @pytest.mark.slow
-@pytest.mark.multi_backend
 def test_tiny_recipe_end_to_end(tmp_path, sample_dir, monkeypatch):
     monkeypatch.setenv("KERAS_SCFT_CACHE", str(tmp_path / "cache"))
     recipe = validate(tiny_recipe(tmp_path, sample_dir))
