@@ -51,14 +51,17 @@ overrides() {
   esac
 }
 
-# score_and_pack MODEL METRICS SCORES LOG PACKED WHAT: tools/score.py on the test split into
-# $dir/SCORES.json (log: LOG), the cross-reference outputs packed as OUT/PACKED-*.npz, then
-# removed. Uses run_one's $dir, $name and $start.
+# score_and_pack MODEL METRICS SCORES LOG PACKED WHAT [PAIRING]: tools/score.py on the test split
+# into $dir/SCORES.json (log: LOG; cross-reference --pairing PAIRING if given), the
+# cross-reference outputs packed as OUT/PACKED-*.npz, then removed. Uses run_one's $dir,
+# $name and $start.
 score_and_pack() {
-  python3 tools/score.py --model "$1" --data data/openmoji --split test --metrics "$2" --out "$dir/$3.json" \
-    --save-outputs "$dir/$3_outputs" --force > "$4" 2>&1
+  local folder=cross_reference pairing=()
+  [ -n "${7:-}" ] && folder=cross_reference_$7 pairing=(--pairing "$7")
+  python3 tools/score.py --model "$1" --data data/openmoji --split test --metrics "$2" "${pairing[@]}" \
+    --out "$dir/$3.json" --save-outputs "$dir/$3_outputs" --force > "$4" 2>&1
   echo "$name: $6 (rc $?) at $((SECONDS - start)) s" | tee -a "$OUT/summary.log"
-  python3 benchmarks/pack_images.py pack "$dir/$3_outputs/cross_reference" "$OUT/$5" > /dev/null
+  python3 benchmarks/pack_images.py pack "$dir/$3_outputs/$folder" "$OUT/$5" > /dev/null
   rm -rf "$dir/$3_outputs"
 }
 
@@ -87,11 +90,8 @@ run_one() {
     tar -rf "$OUT/$name.tar" -C "$RUNS" "$name/scores_extra.json" "$name/$name.score_extra.log"
   fi
   if [ -n "${SUBGROUP:-}" ]; then
-    python3 tools/score.py --model "$model" --data data/openmoji --split test --metrics bg --pairing subgroup \
-      --out "$dir/scores_subgroup.json" --save-outputs "$dir/subgroup_outputs" --force > "$dir/$name.score_subgroup.log" 2>&1
-    echo "$name: scored with references of the same subgroup (rc $?)" | tee -a "$OUT/summary.log"
-    python3 benchmarks/pack_images.py pack "$dir/subgroup_outputs/cross_reference_subgroup" "$OUT/$name-subgroup" > /dev/null
-    rm -rf "$dir/subgroup_outputs"
+    score_and_pack "$model" bg scores_subgroup "$dir/$name.score_subgroup.log" "$name-subgroup" \
+      "scored with references of the same subgroup" subgroup
     tar -rf "$OUT/$name.tar" -C "$RUNS" "$name/scores_subgroup.json" "$name/$name.score_subgroup.log"
   fi
   if [ -n "${SCORE_CHECKPOINT:-}" ]; then  # last, so that a timeout here loses only this
