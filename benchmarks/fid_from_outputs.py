@@ -18,6 +18,8 @@ import sys
 
 import click
 
+from keras_scft.scoring.report import PAIRINGS
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -27,7 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 @click.option("--size", default=256, show_default=True)
 @click.option("--fake", "fakes", multiple=True, required=True, help="Glob of packed .npz chunks (repeatable).")
 @click.option("--floor-split", default=None, help="Also score real images of this split (the floor).")
-@click.option("--pairing", type=click.Choice(["random", "subgroup"]), default="random", show_default=True,
+@click.option("--pairing", type=click.Choice(PAIRINGS), default="random", show_default=True,
               help="The --pairing the outputs were made with (subgroup: real set = the images with a partner).")
 @click.option("--seed", default=0, show_default=True, help="The --seed the outputs were made with.")
 @click.option("--out", default=None, help="Write the results as JSON here.")

@@ -11,6 +11,7 @@ import click
 
 from keras_scft.scoring.report import (
     METRIC_DEFINITIONS,
+    PAIRINGS,
     SCORES_FORMAT,
     TASK_METRICS,
     format_table,
@@ -54,7 +55,7 @@ def _category_list(ctx, param, value: str) -> list[str]:
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the self-reference warps / colour shifts and the cross-reference pairing.")
-@click.option("--pairing", type=click.Choice(["random", "subgroup"]), default="random", show_default=True,
+@click.option("--pairing", type=click.Choice(PAIRINGS), default="random", show_default=True,
               help="References of the cross-reference task: another image of the set at random, or "
                    "another emoji of the same OpenMoji subgroup (two person roles, two birds: related "
                    "content; prepared OpenMoji data only), scored on the images that have one.")

@@ -27,6 +27,8 @@ TASK_METRICS = {
     "correspondence": ("corr",),
     "sc_psnr": ("sc_psnr",),
 }
+# How the cross-reference task picks each sketch's reference (keras_scft.scoring.tasks.cross_reference).
+PAIRINGS = ("random", "subgroup")
 METRIC_DEFINITIONS = {
     "psnr": "self-reference: mean over images of PSNR (uint8 RGB, peak 255, capped at 100 dB) "
             "vs the colour-shifted ground truth",

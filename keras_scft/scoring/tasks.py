@@ -39,6 +39,7 @@ from keras_scft.metrics.sc_psnr import (
 )
 from keras_scft.augment.example import SelfAugment
 from keras_scft.scoring.evalset import EvalSet, self_reference_examples
+from keras_scft.scoring.report import PAIRINGS
 
 
 def self_reference(generator: SCFTGenerator, evalset: EvalSet, augment: SelfAugment, metrics: Collection[str],
@@ -95,9 +96,6 @@ def image_scores(images: np.ndarray, targets: np.ndarray, metrics: Collection[st
     return scores
 
 
-PAIRINGS = ("random", "subgroup")
-
-
 def cross_reference(generator: SCFTGenerator, evalset: EvalSet, seed: int, metrics: Collection[str],
                     inception: keras.Model | None, batch_size: int = 16, progress: bool = False,
                     save_dir: Path | None = None, pairing: str = "random") -> dict:
@@ -114,7 +112,7 @@ def cross_reference(generator: SCFTGenerator, evalset: EvalSet, seed: int, metri
             :func:`keras_scft.metrics.background.background_error`).
         inception: the FID Inception network (``keras_scft.metrics.inception.fid_inception``);
             None with no metrics only writes the outputs (``save_dir``).
-        pairing: one of :data:`PAIRINGS`.
+        pairing: one of :data:`keras_scft.scoring.report.PAIRINGS`.
         Others as for :func:`self_reference`; outputs go to ``save_dir/cross_reference/``
             (random) or ``save_dir/cross_reference_subgroup/``, numbered in set order.
 
