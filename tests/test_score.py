@@ -6,6 +6,7 @@ import pathlib
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 
 from keras_scft.layers.discriminator import build_discriminator
 from keras_scft.layers.generator import build_generator
@@ -109,6 +110,19 @@ def test_cli_subgroup_pairing_scores_the_images_that_have_a_partner(model_file, 
     assert len(list((tmp_path / "outputs" / "cross_reference_subgroup").glob("*.png"))) == 4
 
 
+def test_cli_attention_temperature_is_used_and_recorded(model_file, sample_dir, tmp_path):
+    outputs = {}
+    for temperature in ("1", "50"):
+        out = tmp_path / f"t{temperature}.json"
+        result, output = _score("--model", model_file, "--data", sample_dir, "--metrics", "psnr", "--size", 32,
+                                "--limit", 2, "--attention-temperature", temperature, "--out", out,
+                                "--save-outputs", tmp_path / temperature)
+        assert result.exit_code == 0, output
+        assert json.loads(out.read_text())["settings"]["attention_temperature"] == float(temperature)
+        outputs[temperature] = [np.asarray(Image.open(p)) for p in sorted((tmp_path / temperature / "cross_reference").glob("*.png"))]
+    assert any(not np.array_equal(a, b) for a, b in zip(outputs["1"], outputs["50"]))
+
+
 @pytest.mark.parametrize("args, message", [
     (["--data", "no/such/folder"], "--data no/such/folder: no such file or folder"),
     (["--data", "{\"type\": \"folder\"}"], "needs option(s) ['root']"),
@@ -122,6 +136,7 @@ def test_cli_subgroup_pairing_scores_the_images_that_have_a_partner(model_file, 
     (["--data", "SAMPLE", "--metrics", "kid", "--limit", "1"], "need at least 2 images, the data gave 1"),
     (["--data", "SAMPLE/color", "--metrics", "fid", "--pairing", "subgroup"],
      "pairing by subgroup needs OpenMoji data whose manifest has categories"),
+    (["--data", "SAMPLE", "--attention-temperature", "0"], "attention temperature must be a finite number > 0"),
     (["--data", "SAMPLE", "--metrics", "fid", "--pairing", "subgroup", "--limit", "3"],
      "none of the 3 images has another emoji of its subgroup"),
 ])

@@ -7,7 +7,7 @@ import keras
 from keras_scft.layers.decoder import unet_decode
 from keras_scft.layers.encoder import DEFAULT_DOWNSAMPLE, DEFAULT_WIDTHS, SCFTEncoder, check_layout
 from keras_scft.layers.residual import ResidualBlock
-from keras_scft.layers.scft import SCFTAttention
+from keras_scft.layers.scft import SCFTAttention, check_temperature
 
 
 @keras.saving.register_keras_serializable(package="keras_scft")
@@ -24,14 +24,15 @@ class SCFTGenerator(keras.Model):
         widths, downsample, norm: encoder layout (both encoders); see :class:`SCFTEncoder`.
         residual_blocks: number of residual blocks after SCFT (plus an outer skip).
         decoder_widths: one per decoder stage, coarsest first; default mirrors the encoder.
-        stop_gradient_attention: see :class:`SCFTAttention`.
+        stop_gradient_attention, attention_temperature: see :class:`SCFTAttention` (its
+            ``temperature``; also settable later through :attr:`attention_temperature`).
         image_size: the (height, width) it was trained at, if known; inference resizes
             inputs to it by default (the network itself accepts any multiple of 16).
     """
 
     def __init__(self, widths=DEFAULT_WIDTHS, downsample=DEFAULT_DOWNSAMPLE, norm: str = "instance",
                  residual_blocks: int = 4, decoder_widths=None, stop_gradient_attention: bool = False,
-                 image_size=None, name: str | None = None, **kwargs):
+                 image_size=None, attention_temperature: float = 1.0, name: str | None = None, **kwargs):
         widths, downsample = tuple(int(w) for w in widths), tuple(int(i) for i in downsample)
         check_layout(widths, downsample)
         if decoder_widths is None:
@@ -43,7 +44,7 @@ class SCFTGenerator(keras.Model):
         reference_encoder = SCFTEncoder(3, widths, downsample, norm, name="reference_encoder")
         v_s, *skips = sketch_encoder(sketch)
         v_r = reference_encoder(reference)[0]
-        attention = SCFTAttention(stop_gradient_attention, name="scft")
+        attention = SCFTAttention(stop_gradient_attention, attention_temperature, name="scft")
         c, logits = attention([v_s, v_r])
         x = c
         for i in range(residual_blocks):
@@ -72,6 +73,18 @@ class SCFTGenerator(keras.Model):
         return self.get_layer("scft")([v_s, v_r], return_attention=True)[2]
 
     @property
+    def attention_temperature(self) -> float:
+        """The SCFT softmax temperature (see :class:`SCFTAttention`; 1 unless changed). Setting
+        it drops the traced predict function, so the next ``predict`` uses the new value; it
+        is saved with the model."""
+        return self.get_layer("scft").temperature
+
+    @attention_temperature.setter
+    def attention_temperature(self, value: float) -> None:
+        self.get_layer("scft").temperature = check_temperature(value)
+        self.predict_function = None
+
+    @property
     def stride(self) -> int:
         """Input size / feature grid size (16 by default)."""
         return 2 ** len(self.downsample)
@@ -85,7 +98,8 @@ class SCFTGenerator(keras.Model):
         return {"widths": list(self.widths), "downsample": list(self.downsample), "norm": self.norm,
                 "residual_blocks": self.residual_blocks, "decoder_widths": list(self.decoder_widths),
                 "stop_gradient_attention": self.stop_gradient_attention,
-                "image_size": list(self.image_size) if self.image_size else None, "name": self.name,
+                "image_size": list(self.image_size) if self.image_size else None,
+                "attention_temperature": self.attention_temperature, "name": self.name,
                 "trainable": self.trainable}
 
     @classmethod
@@ -95,7 +109,8 @@ class SCFTGenerator(keras.Model):
 
 def build_generator(widths=DEFAULT_WIDTHS, downsample=DEFAULT_DOWNSAMPLE, norm: str = "instance",
                     residual_blocks: int = 4, decoder_widths=None,
-                    stop_gradient_attention: bool = False, image_size=None) -> SCFTGenerator:
+                    stop_gradient_attention: bool = False, image_size=None,
+                    attention_temperature: float = 1.0) -> SCFTGenerator:
     """The SCFT generator with the paper's layout by default (see :class:`SCFTGenerator`)."""
     return SCFTGenerator(widths, downsample, norm, residual_blocks, decoder_widths,
-                         stop_gradient_attention, image_size, name="generator")
+                         stop_gradient_attention, image_size, attention_temperature, name="generator")

@@ -26,11 +26,16 @@ class SCFTAttention(keras.layers.Layer):
         stop_gradient_attention: compute alpha from ``stop_gradient(logits)`` (SGA, Li et al.
             ECCV 2022): the attention map gets no gradient from the image losses; W_q and W_k
             then learn from the triplet loss only.
+        temperature: ``alpha = softmax(logits / temperature)``, > 0 (1: the paper). Above 1
+            each sketch cell mixes more reference cells (smoother, more of the reference's
+            overall palette); the returned logits do not change. Read at trace time: set it
+            before a model's first call (``SCFTGenerator.attention_temperature`` does that).
     """
 
-    def __init__(self, stop_gradient_attention: bool = False, **kwargs):
+    def __init__(self, stop_gradient_attention: bool = False, temperature: float = 1.0, **kwargs):
         super().__init__(**kwargs)
         self.stop_gradient_attention = bool(stop_gradient_attention)
+        self.temperature = check_temperature(temperature)
 
     def build(self, input_shape):
         dim = input_shape[0][-1]
@@ -52,7 +57,8 @@ class SCFTAttention(keras.layers.Layer):
         q, k, v = self.query(flat_s), self.key(flat_r), self.value(flat_r)
         logits = ops.matmul(q, ops.transpose(k, (0, 2, 1))) / ops.cast(math.sqrt(self.dim), q.dtype)
         scores = ops.stop_gradient(logits) if self.stop_gradient_attention else logits
-        alpha = ops.softmax(ops.cast(scores, "float32"), axis=-1)
+        scores = ops.cast(scores, "float32")
+        alpha = ops.softmax(scores if self.temperature == 1.0 else scores / self.temperature, axis=-1)
         transferred = ops.matmul(ops.cast(alpha, v.dtype), v)
         c = ops.reshape(flat_s + transferred, (b, h, w, self.dim))
         if return_attention:
@@ -68,4 +74,13 @@ class SCFTAttention(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config["stop_gradient_attention"] = self.stop_gradient_attention
+        config["temperature"] = self.temperature
         return config
+
+
+def check_temperature(value) -> float:
+    """``value`` as a float, or ValueError naming it unless it is finite and > 0."""
+    temperature = float(value)
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"attention temperature must be a finite number > 0, got {value!r}")
+    return temperature

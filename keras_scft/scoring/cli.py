@@ -36,6 +36,17 @@ def _category_list(ctx, param, value: str) -> list[str]:
     return [name.strip() for name in value.split(",") if name.strip()]
 
 
+def _temperature(ctx, param, value: float | None) -> float | None:
+    if value is None:
+        return None
+    from keras_scft.layers.scft import check_temperature
+
+    try:
+        return check_temperature(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
 @click.command("score")
 @click.option("--model", "model_path", required=True, type=click.Path(path_type=Path),
               help="Trained model: a .keras file of a ColorizerModel or SCFTGenerator.")
@@ -59,6 +70,9 @@ def _category_list(ctx, param, value: str) -> list[str]:
               help="References of the cross-reference task: another image of the set at random, or "
                    "another emoji of the same OpenMoji subgroup (two person roles, two birds: related "
                    "content; prepared OpenMoji data only), scored on the images that have one.")
+@click.option("--attention-temperature", type=float, default=None, callback=_temperature,
+              help="SCFT softmax temperature to colorize with (> 0; above 1 each sketch cell mixes "
+                   "more reference cells). Default: the model's own (1 unless it was saved with another).")
 @click.option("--color-shift", type=click.FloatRange(min=0.0), default=1.0, show_default=True,
               help="Largest per-channel colour shift (in [-1, 1] units) of the self-reference task's "
                    "references and targets: the paper's 1.0, or the strength a model was trained with "
@@ -87,7 +101,7 @@ def score_command(model_path: Path, data: str | None, metrics: list[str], split:
                   size: int | None, limit: int | None, batch_size: int, seed: int, color_shift: float,
                   keep_white: bool, spair_root: Path | None, categories: list[str], patch_size: int | None,
                   fid_weights: str, lpips_weights: str, out: Path, force: bool,
-                  save_outputs: Path | None, pairing: str) -> None:
+                  save_outputs: Path | None, pairing: str, attention_temperature: float | None) -> None:
     """Score a trained model: self-reference PSNR/SSIM/LPIPS (with the copy-the-reference
     baseline), cross-reference FID/KID, attention-correspondence accuracy, and SC-PSNR on
     SPair-71k. Writes a JSON file and prints a table. Set KERAS_SCFT_QUIET=1 to hide the
@@ -105,7 +119,7 @@ def score_command(model_path: Path, data: str | None, metrics: list[str], split:
     try:
         scores = _score(model_path, data, metrics, split, size, limit, batch_size, seed, spair_root,
                         categories, patch_size, fid_weights, lpips_weights, save_outputs, color_shift,
-                        keep_white, pairing)
+                        keep_white, pairing, attention_temperature)
     except (FileNotFoundError, ValueError, RegistryFetchError) as error:  # incl. unreadable images
         raise click.ClickException(str(error)) from error
 
@@ -118,7 +132,7 @@ def _score(model_path: Path, data: str | None, metrics: list[str], split: str, s
            limit: int | None, batch_size: int, seed: int, spair_root: Path | None,
            categories: list[str], patch_size: int | None, fid_weights: str, lpips_weights: str,
            save_outputs: Path | None = None, color_shift: float = 1.0, keep_white: bool = False,
-           pairing: str = "random") -> dict:
+           pairing: str = "random", attention_temperature: float | None = None) -> dict:
     """Set up (model, data, metric networks: every input error surfaces here), then run the tasks."""
     import keras  # imported here, as the modules below, so that `keras-scft --help` stays fast
 
@@ -134,11 +148,13 @@ def _score(model_path: Path, data: str | None, metrics: list[str], split: str, s
 
     progress = not os.environ.get("KERAS_SCFT_QUIET")
     generator = _load_generator(model_path)
+    if attention_temperature is not None:
+        generator.attention_temperature = attention_temperature
     size = _evaluation_size(generator, size)
     settings = {
         "model": {"path": str(model_path.resolve()), "sha256": _sha256(model_path)},
         "split": split, "size": size, "batch_size": batch_size, "seed": seed, "limit": limit,
-        "pairing": pairing,
+        "pairing": pairing, "attention_temperature": generator.attention_temperature,
         "metrics": {m: METRIC_DEFINITIONS[m] for m in metrics},
         "keras_scft_version": keras_scft.__version__, "keras_version": keras.__version__,
         "backend": keras.backend.backend(), "devices": keras.distribution.list_devices(),

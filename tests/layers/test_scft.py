@@ -57,5 +57,32 @@ def test_stop_gradient_attention_keeps_the_forward_pass():
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-6)
 
 
+def test_temperature_divides_the_scores_before_the_softmax_only():
+    v = _features(np.random.default_rng(4))
+    plain, warm = SCFTAttention(), SCFTAttention(temperature=3.0)
+    plain(v)
+    warm(v)
+    warm.set_weights(plain.get_weights())
+    c, logits, alpha = warm(v, return_attention=True)
+    _, ref_logits, _ = _numpy_scft(plain, *v)
+    np.testing.assert_allclose(np.asarray(logits), ref_logits, rtol=1e-4, atol=1e-4)  # unchanged
+    scaled = np.exp(ref_logits / 3.0 - (ref_logits / 3.0).max(-1, keepdims=True))
+    np.testing.assert_allclose(np.asarray(alpha), scaled / scaled.sum(-1, keepdims=True), rtol=1e-4, atol=1e-5)
+    assert np.asarray(alpha).max() < np.asarray(plain(v, return_attention=True)[2]).max()  # flatter
+    assert not np.allclose(np.asarray(c), np.asarray(plain(v)[0]), atol=1e-3)
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("inf"), float("nan")])
+def test_temperature_must_be_finite_and_positive(bad):
+    with pytest.raises(ValueError, match="attention temperature must be a finite number > 0"):
+        SCFTAttention(temperature=bad)
+
+
+def test_standard_layer_checks_with_a_temperature(tmp_path):
+    run_layer_test(lambda: SCFTAttention(temperature=2.5), _features(np.random.default_rng(5), h=4, w=6), tmp_path,
+                   atol=1e-5)
+    assert SCFTAttention.from_config(SCFTAttention(temperature=2.5).get_config()).temperature == 2.5
+
+
 def test_standard_layer_checks(tmp_path):
     run_layer_test(SCFTAttention, _features(np.random.default_rng(3), h=4, w=6), tmp_path, atol=1e-5)
