@@ -75,14 +75,15 @@ def main() -> None:
     parser.add_argument("--out", help="also write the numbers to this JSON file")
     args = parser.parse_args()
 
-    evalset, partner, runs = load_outputs(args)
-    real = colour_stats(evalset.images)
-    truth_means = image_means(evalset.images)
+    evalset, scored, partner, runs = load_outputs(args)
+    real = colour_stats(evalset.images[scored])
+    means = image_means(evalset.images)
+    truth_means = means[scored]
     results = {"real": real}
     for name, outputs in runs:
         stats = colour_stats(outputs)
         stats["offset_from_real"] = (np.array(stats["mean_rgb"]) - real["mean_rgb"]).tolist()
-        stats["reference_transfer"] = reference_transfer(image_means(outputs), truth_means[partner], truth_means)
+        stats["reference_transfer"] = reference_transfer(image_means(outputs), means[partner[scored]], truth_means)
         results[name] = stats
     for name, stats in results.items():
         offset = stats.get("offset_from_real")

@@ -4,9 +4,10 @@
         --run 'bar=OUT/bar-cross-*.npz' --run 'full=OUT/full-cross-*.npz' --out grid.jpg
 
 Columns: line art | reference (the test image the scorer paired it with: the derangement of
-``--seed``, as in tools/score.py) | one column per ``--run`` (packed outputs, see
-benchmarks/pack_images.py, or a folder of the PNGs) | ground truth. Written as JPEG (quality
-90): the grids of a GAN compress badly as PNG.
+``--seed``, or with ``--pairing subgroup`` another emoji of its subgroup, as in
+tools/score.py) | one column per ``--run`` (packed outputs, see benchmarks/pack_images.py, or
+a folder of the PNGs) | ground truth. Written as JPEG (quality 90): the grids of a GAN
+compress badly as PNG.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import numpy as np
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from keras_scft.scoring.report import PAIRINGS  # noqa: E402  (imports no Keras)
 
 
 def read_outputs(spec: str) -> np.ndarray:
@@ -43,28 +46,41 @@ def add_output_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default="test")
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0, help="the --seed given to tools/score.py")
+    parser.add_argument("--pairing", choices=PAIRINGS, default="random",
+                        help="the --pairing given to tools/score.py (subgroup: the outputs are of the "
+                             "test images that have a partner)")
     parser.add_argument("--run", action="append", required=True, help="NAME=GLOB_OR_FOLDER of saved outputs")
 
 
 def load_outputs(args: argparse.Namespace):
-    """(eval set, reference index of each test image, [(name, uint8 [N, S, S, 3] outputs)]).
+    """(eval set, scored, partner, [(name, uint8 [M, S, S, 3] outputs)]).
 
-    The reference of test image i is image ``partner[i]``: the derangement of ``--seed``, as in
-    tools/score.py. Exits naming the run whose output count differs from the test set's.
+    ``scored`` int64 [M]: the test images that were colorized (all of them, or with ``--pairing
+    subgroup`` those with a partner), in the outputs' order; the reference of test image i is
+    image ``partner[i]``, paired as in tools/score.py (the derangement of ``--seed``, or a
+    seeded other emoji of its subgroup). Exits naming the run whose output count differs.
     """
     from keras_scft.scoring.evalset import data_source_config, load_eval_set
-    from keras_scft.scoring.tasks import derangement
+    from keras_scft.scoring.tasks import derangement, subgroup_partners
 
     evalset = load_eval_set(data_source_config(args.data, args.split), args.size)
-    partner = derangement(len(evalset.images), args.seed)
+    if args.pairing == "subgroup":
+        try:
+            partner = subgroup_partners(evalset.names, evalset.categories, args.seed)
+        except ValueError as error:
+            raise SystemExit(f"--pairing subgroup: {error}") from None
+    else:
+        partner = derangement(len(evalset.images), args.seed)
+    scored = np.flatnonzero(partner >= 0)
     runs = []
     for spec in args.run:
         name, _, where = spec.partition("=")
         outputs = read_outputs(where)
-        if len(outputs) != len(evalset.images):
-            raise SystemExit(f"--run {name}: {len(outputs)} outputs for {len(evalset.images)} test images")
+        if len(outputs) != len(scored):
+            raise SystemExit(f"--run {name}: {len(outputs)} outputs for the {len(scored)} test images "
+                             f"scored with --pairing {args.pairing}")
         runs.append((name, outputs))
-    return evalset, partner, runs
+    return evalset, scored, partner, runs
 
 
 def main() -> None:
@@ -77,10 +93,15 @@ def main() -> None:
 
     from keras_scft.grids import image_grid
 
-    evalset, partner, runs = load_outputs(args)
+    evalset, scored, partner, runs = load_outputs(args)
     rows = [int(r) for r in args.rows.split(",")]
+    position = {int(index): p for p, index in enumerate(scored)}
+    unscored = [r for r in rows if r not in position]
+    if unscored:
+        raise SystemExit(f"--rows {','.join(map(str, unscored))}: not among the {len(scored)} test images "
+                         f"scored with --pairing {args.pairing} (indices 0-{len(evalset.images) - 1})")
     columns = [evalset.sketches[rows], evalset.images[partner[rows]]]
-    columns += [outputs[rows] for _, outputs in runs]
+    columns += [outputs[[position[r] for r in rows]] for _, outputs in runs]
     columns.append(evalset.images[rows])
     grid = Image.fromarray(image_grid(columns))
     grid = grid.resize((round(grid.width * args.scale), round(grid.height * args.scale)), Image.LANCZOS)

@@ -83,7 +83,8 @@ def run_inference(size: int, batch: int, precision: str, steps: int) -> dict:
     return {"kind": "inference", "size": size, "batch": batch, "precision": precision,
             "img_per_s": batch / seconds, "step_ms": seconds * 1e3, "batch1_latency_ms": latency * 1e3,
             "compile_s": run["compile_s"], "analytic_gflop_per_img": flops / 1e9,
-            "achieved_tflops": flops * batch / seconds / 1e12, "peak_mem_gb": (peak_memory() or 0) / 1e9}
+            "achieved_tflops": flops * batch / seconds / 1e12, "peak_mem_gb": (peak_memory() or 0) / 1e9,
+            "xla_flags": os.environ.get("XLA_FLAGS", "")}
 
 
 def main() -> None:
