@@ -80,7 +80,10 @@ class SCFTAttention(keras.layers.Layer):
 
 def check_temperature(value) -> float:
     """``value`` as a float, or ValueError naming it unless it is finite and > 0."""
-    temperature = float(value)
+    try:
+        temperature = float(value)
+    except (TypeError, ValueError):
+        temperature = math.nan
     if not (math.isfinite(temperature) and temperature > 0):
         raise ValueError(f"attention temperature must be a finite number > 0, got {value!r}")
     return temperature

@@ -72,7 +72,7 @@ def test_temperature_divides_the_scores_before_the_softmax_only():
     assert not np.allclose(np.asarray(c), np.asarray(plain(v)[0]), atol=1e-3)
 
 
-@pytest.mark.parametrize("bad", [0, -1.0, float("inf"), float("nan")])
+@pytest.mark.parametrize("bad", [0, -1.0, float("inf"), float("nan"), "warm", None])
 def test_temperature_must_be_finite_and_positive(bad):
     with pytest.raises(ValueError, match="attention temperature must be a finite number > 0"):
         SCFTAttention(temperature=bad)
