@@ -11,8 +11,8 @@ where FID only says "worse".
 
 And how much of the reference's colour each output takes: per channel, a least-squares fit
 over images of (output mean - ground-truth mean) on (reference mean - ground-truth mean),
-where the reference is the test image tools/score.py paired it with (the derangement of
-``--seed``). Slope 1: the output takes the reference's colour; intercept: a colour offset
+where the reference is the test image tools/score.py paired it with (``--seed`` and
+``--pairing`` as given to it). Slope 1: the output takes the reference's colour; intercept: a colour offset
 that does not depend on the reference.
 """
 

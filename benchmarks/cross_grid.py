@@ -61,16 +61,13 @@ def load_outputs(args: argparse.Namespace):
     seeded other emoji of its subgroup). Exits naming the run whose output count differs.
     """
     from keras_scft.scoring.evalset import data_source_config, load_eval_set
-    from keras_scft.scoring.tasks import derangement, subgroup_partners
+    from keras_scft.scoring.tasks import reference_partners
 
     evalset = load_eval_set(data_source_config(args.data, args.split), args.size)
-    if args.pairing == "subgroup":
-        try:
-            partner = subgroup_partners(evalset.names, evalset.categories, args.seed)
-        except ValueError as error:
-            raise SystemExit(f"--pairing subgroup: {error}") from None
-    else:
-        partner = derangement(len(evalset.images), args.seed)
+    try:
+        partner = reference_partners(evalset, args.pairing, args.seed)
+    except ValueError as error:
+        raise SystemExit(f"--pairing {args.pairing}: {error}") from None
     scored = np.flatnonzero(partner >= 0)
     runs = []
     for spec in args.run:

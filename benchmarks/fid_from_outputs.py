@@ -42,13 +42,11 @@ def main(real, split, size, fakes, floor_split, pairing, seed, out):
     from keras_scft.metrics.inception import fid_inception
 
     from keras_scft.scoring.evalset import load_eval_set
-    from keras_scft.scoring.tasks import subgroup_partners
+    from keras_scft.scoring.tasks import reference_partners
 
     model = fid_inception("fid")
     evalset = load_eval_set({"type": "openmoji", "root": real, "split": split}, size)
-    reals = evalset.images
-    if pairing == "subgroup":  # the images tools/score.py --pairing subgroup colorized
-        reals = reals[subgroup_partners(evalset.names, evalset.categories, seed) >= 0]
+    reals = evalset.images[reference_partners(evalset, pairing, seed) >= 0]  # those tools/score.py colorized
     scorer = FIDScorer.from_images(reals, model=model)
     results = {}
     sets = [(pattern, unpack(pattern)[1]) for pattern in fakes]

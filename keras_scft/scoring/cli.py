@@ -175,8 +175,7 @@ def _score(model_path: Path, data: str | None, metrics: list[str], split: str, s
                             "line_art": evalset.line_art}
         if {"fid", "kid"} & set(metrics) and len(evalset) < 2:
             raise ValueError(f"fid and kid need at least 2 images, the data gave {len(evalset)}")
-        if pairing == "subgroup":  # its errors (no categories, no partners) before any work
-            tasks.subgroup_partners(evalset.names, evalset.categories, seed)
+        tasks.reference_partners(evalset, pairing, seed)  # its errors (no categories, no partners) before any work
         augment = evaluation_augment(generator.stride, seed, color_shift, keep_white)
         settings["self_augment"] = {k: v for k, v in augment.get_config().items()
                                     if k not in ("name", "trainable", "dtype")}

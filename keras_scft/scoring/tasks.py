@@ -122,12 +122,8 @@ def cross_reference(generator: SCFTGenerator, evalset: EvalSet, seed: int, metri
         (n = N for random pairing; kid_std None: the KID subsets covered both whole sets,
         see ``metrics.fid.kid``).
     """
-    if pairing == "random":
-        partner, folder = derangement(len(evalset), seed), "cross_reference"
-    elif pairing == "subgroup":
-        partner, folder = subgroup_partners(evalset.names, evalset.categories, seed), "cross_reference_subgroup"
-    else:
-        raise ValueError(f"pairing must be one of {', '.join(PAIRINGS)}, got {pairing!r}")
+    partner = reference_partners(evalset, pairing, seed)
+    folder = "cross_reference" if pairing == "random" else f"cross_reference_{pairing}"
     kept = np.flatnonzero(partner >= 0)
     outputs = []
     for start in _progress(range(0, len(kept), batch_size), "cross-reference", len(kept),
@@ -159,6 +155,19 @@ def save_images(images: np.ndarray, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for i, image in enumerate(images):
         write_png(folder / f"{i:05d}.png", image)
+
+
+def reference_partners(evalset: EvalSet, pairing: str, seed: int) -> np.ndarray:
+    """The cross-reference task's reference of each image: int64 [N], -1 for an image left out.
+
+    ``pairing`` is one of :data:`keras_scft.scoring.report.PAIRINGS`: ``"random"``
+    (:func:`derangement`, nobody left out) or ``"subgroup"`` (:func:`subgroup_partners`).
+    """
+    if pairing == "random":
+        return derangement(len(evalset), seed)
+    if pairing == "subgroup":
+        return subgroup_partners(evalset.names, evalset.categories, seed)
+    raise ValueError(f"pairing must be one of {', '.join(PAIRINGS)}, got {pairing!r}")
 
 
 def derangement(n: int, seed: int) -> np.ndarray:
