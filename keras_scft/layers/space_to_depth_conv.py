@@ -68,3 +68,25 @@ MAX_CHANNELS = 16
 def use_space_to_depth(channels: int, filters: int, strides: int = 1, kernel_size: int = 3) -> bool:
     """Whether the generator runs this convolution on space-to-depth blocks (see MAX_CHANNELS)."""
     return kernel_size == 3 and strides == 1 and max(channels, filters) <= MAX_CHANNELS
+
+
+def strided_block_kernel(kernel):
+    """A [2m, 2m, C, F] kernel as the [m, m, 4C, F] kernel of the same stride-2 convolution run
+    at stride 1 on 2x2 space-to-depth blocks (input channels ordered (row phase, col phase, c))."""
+    k, _, c, f = kernel.shape
+    m = k // 2
+    kernel = ops.reshape(kernel, (m, 2, m, 2, c, f))
+    return ops.reshape(ops.transpose(kernel, (0, 2, 1, 3, 4, 5)), (m, m, 4 * c, f))
+
+
+def strided_conv_on_blocks(x, kernel):
+    """``keras.ops.conv(x, kernel, strides=2, padding="same")`` for an even kernel [2m, 2m, C, F]
+    and even H, W, computed as a stride-1 m x m "valid" convolution of the 2x2 space-to-depth
+    blocks of x zero-padded by m - 1 pixels on each side: x [B, H, W, C] -> [B, H/2, W/2, F].
+
+    Same multiply-adds, other order; the input gradient is then a stride-1 convolution (cuDNN's
+    strided backward-data kernels are slower) and 1-4 input channels become 4-16.
+    """
+    m = kernel.shape[0] // 2
+    x = ops.pad(x, [[0, 0], [m - 1, m - 1], [m - 1, m - 1], [0, 0]])
+    return ops.conv(space_to_depth(x), strided_block_kernel(kernel), padding="valid")

@@ -15,9 +15,13 @@ import numpy as np
 from keras import ops
 
 from keras_scft.layers.initializers import HostRandomNormal
+from keras_scft.layers.space_to_depth_conv import MAX_CHANNELS, strided_conv_on_blocks
+from keras_scft.layers.tap_sum_conv import tap_sum_conv
 
 # Power-iteration steps at build, to converge u on the initial kernel.
 BUILD_ITERATIONS = 15
+# Most filters for which a stride-1 convolution runs as tap_sum_conv (measured at 1: D's logits).
+TAP_SUM_MAX_FILTERS = 4
 
 
 def _l2_normalize(x, eps=1e-12, xp=ops):
@@ -97,15 +101,33 @@ class SpectralNormConv2D(keras.layers.Conv2D):
         # kernel itself, and XLA on the GPU recognizes its gradient as cuDNN's strided
         # backward-data convolution (with W / sigma it ran a forward convolution over a
         # zero-dilated input: 4x the work at stride 2).
-        outputs = ops.conv(inputs, ops.cast(self.kernel, self.compute_dtype), strides=self.strides,
-                           padding=self.padding, data_format=self.data_format,
-                           dilation_rate=self.dilation_rate)
+        outputs = self._convolve(inputs, ops.cast(self.kernel, self.compute_dtype))
         outputs = outputs * ops.cast(1.0 / sigma, self.compute_dtype)
         if self.use_bias:
             outputs = outputs + ops.cast(self.bias, self.compute_dtype)
         if self.activation is not None:
             outputs = self.activation(outputs)
         return outputs
+
+    def _convolve(self, inputs, kernel):
+        """conv(inputs, kernel) with this layer's settings, in the fastest of equal forms on the
+        GPU (H200, 2026-11-28, docs/benchmarks.md: the batch-32 step 33.6 -> 32.7 ms): few
+        filters at stride 1 as :func:`tap_sum_conv`, stride 2 with an even kernel and at most
+        ``MAX_CHANNELS`` input channels on space-to-depth blocks (:func:`strided_conv_on_blocks`;
+        at 64 and 128 channels that form was slower). Other settings, and inputs of odd or
+        unknown height or width, take ``keras.ops.conv``."""
+        height, width, channels = inputs.shape[1], inputs.shape[2], inputs.shape[3]
+        same = (self.padding == "same" and self.data_format == "channels_last"
+                and self.dilation_rate == (1, 1) and self.groups == 1)
+        if same and self.strides == (1, 1) and self.filters <= TAP_SUM_MAX_FILTERS:
+            return tap_sum_conv(inputs, kernel)
+        even = height is not None and width is not None and height % 2 == 0 and width % 2 == 0
+        square_even_kernel = self.kernel_size[0] == self.kernel_size[1] and self.kernel_size[0] % 2 == 0
+        few_channels = channels is not None and channels <= MAX_CHANNELS
+        if same and self.strides == (2, 2) and square_even_kernel and even and few_channels:
+            return strided_conv_on_blocks(inputs, kernel)
+        return ops.conv(inputs, kernel, strides=self.strides, padding=self.padding, data_format=self.data_format,
+                        dilation_rate=self.dilation_rate)
 
     def save_own_variables(self, store):
         # Conv2D saves only kernel and bias; u is state too (checkpoints resume exactly).

@@ -110,16 +110,38 @@ def test_power_iteration_is_the_same_in_numpy_and_keras_ops():
                                rtol=1e-5, atol=1e-6)
 
 
-def test_spectral_norm_output_is_the_conv_with_the_normalized_kernel():
-    """conv(x, W) / sigma, as computed, equals conv(x, W / sigma) (stride 2, as in D)."""
-    x = np.random.default_rng(0).normal(size=(2, 8, 8, 4)).astype("float32")
-    layer = SpectralNormConv2D(6, 4, strides=2, padding="same", bias_initializer="random_normal")
+@pytest.mark.parametrize("filters,strides,shape", [
+    (6, 2, (2, 8, 8, 4)),     # D's first conv: on space-to-depth blocks
+    (6, 2, (2, 8, 8, 32)),    # more channels: keras.ops.conv
+    (6, 2, (2, 9, 7, 4)),     # odd size: keras.ops.conv
+    (1, 1, (2, 5, 6, 8)),     # D's logits: tap_sum_conv
+    (6, 1, (2, 5, 6, 8)),     # keras.ops.conv
+])
+def test_spectral_norm_output_is_the_conv_with_the_normalized_kernel(filters, strides, shape):
+    """conv(x, W) / sigma, as computed (in whichever form), equals conv(x, W / sigma)."""
+    x = np.random.default_rng(0).normal(size=shape).astype("float32")
+    layer = SpectralNormConv2D(filters, 4, strides=strides, padding="same", bias_initializer="random_normal")
     layer.build(x.shape)
-    plain = keras.layers.Conv2D(6, 4, strides=2, padding="same")
+    plain = keras.layers.Conv2D(filters, 4, strides=strides, padding="same")
     plain.build(x.shape)
     kernel, _ = layer.normalized_kernel()
     plain.set_weights([np.asarray(kernel), np.asarray(layer.bias)])
     np.testing.assert_allclose(np.asarray(layer(x)), np.asarray(plain(x)), rtol=1e-5, atol=1e-5)
+
+
+def test_discriminator_takes_the_fast_forms_where_measured_faster(monkeypatch):
+    """The first conv (4 channels, stride 2) on space-to-depth blocks and the logits (1 filter)
+    as a tap sum; the 64- and 128-channel strided convs stay plain (slower as blocks)."""
+    from keras_scft.layers import spectral_norm
+
+    used = []
+    for name in ("strided_conv_on_blocks", "tap_sum_conv"):
+        real = getattr(spectral_norm, name)
+        monkeypatch.setattr(spectral_norm, name, lambda x, k, real=real, name=name: used.append((name, x.shape[-1])) or real(x, k))
+    d = build_discriminator(widths=(64, 128, 256, 512))
+    used.clear()  # the symbolic build (unknown height and width)
+    d({"image": np.zeros((1, 32, 32, 3), "float32"), "sketch": np.zeros((1, 32, 32, 1), "float32")})
+    assert used == [("strided_conv_on_blocks", 4), ("tap_sum_conv", 512)]
 
 
 def test_spectral_norm_state_survives_save(tmp_path):

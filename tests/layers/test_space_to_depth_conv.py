@@ -4,7 +4,7 @@ import pytest
 
 from keras_scft.layers.padded_conv import ChannelPaddedConv2D, SpaceToDepthConv2D
 from keras_scft.layers.space_to_depth_conv import (depth_to_space, space_to_depth, space_to_depth_conv,
-                                                   use_space_to_depth)
+                                                   strided_conv_on_blocks, use_space_to_depth)
 from tests.helpers import run_layer_test, vjp
 
 pytestmark = pytest.mark.multi_backend
@@ -43,6 +43,30 @@ def test_gradients_equal_the_plain_ones():
     x, kernel = _case((2, 6, 4, 3), 5, seed=1)
     cotangent = np.random.default_rng(2).normal(size=(2, 6, 4, 5)).astype("float32")
     for ours, plain in zip(vjp(space_to_depth_conv, [x, kernel], cotangent), vjp(_plain, [x, kernel], cotangent)):
+        np.testing.assert_allclose(ours, plain, atol=1e-4)
+
+
+def _strided(x, kernel):
+    return keras.ops.conv(x, kernel, strides=2, padding="same")
+
+
+@pytest.mark.parametrize("kernel_size,shape,filters", [(4, (2, 8, 6, 4), 8), (4, (1, 4, 10, 1), 3), (2, (1, 6, 4, 3), 5),
+                                                       (6, (2, 8, 8, 2), 4), (4, (1, 2, 2, 3), 2)])
+def test_strided_conv_on_blocks_equals_the_strided_convolution(kernel_size, shape, filters):
+    """Stride 2, "same": Keras pads (k - 2) / 2 on each side of an even input; every border."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=shape).astype("float32")
+    kernel = rng.normal(size=(kernel_size, kernel_size, shape[-1], filters)).astype("float32")
+    ours = keras.ops.convert_to_numpy(strided_conv_on_blocks(x, kernel))
+    assert ours.shape == (shape[0], shape[1] // 2, shape[2] // 2, filters)
+    np.testing.assert_allclose(ours, keras.ops.convert_to_numpy(_strided(x, kernel)), atol=5e-5)
+
+
+def test_strided_conv_on_blocks_gradients_equal_the_plain_ones():
+    rng = np.random.default_rng(4)
+    x, kernel = rng.normal(size=(2, 8, 6, 4)).astype("float32"), rng.normal(size=(4, 4, 4, 5)).astype("float32")
+    cotangent = rng.normal(size=(2, 4, 3, 5)).astype("float32")
+    for ours, plain in zip(vjp(strided_conv_on_blocks, [x, kernel], cotangent), vjp(_strided, [x, kernel], cotangent)):
         np.testing.assert_allclose(ours, plain, atol=1e-4)
 
 
