@@ -33,6 +33,9 @@ def test_second_load_reads_the_cache_and_returns_the_same_arrays(tmp_path, monke
     second = load_arrays_cached(ImageFolder(images), 8, folder=tmp_path / "cache", progress=False)
     assert second.keys() == first.keys()
     np.testing.assert_array_equal(second["image"], first["image"])
+    assert isinstance(second["image"], np.memmap) and not second["image"].flags.writeable  # mapped, not read
+    batch = second["image"][[2, 0]]
+    assert not isinstance(batch, np.memmap) and batch.flags.writeable
     (entry,) = (tmp_path / "cache").iterdir()  # no temporary left
     assert sorted(p.name for p in entry.iterdir()) == ["image.npy"]
 
