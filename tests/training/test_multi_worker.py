@@ -124,8 +124,9 @@ def test_tensorflow_two_workers_match_one_process_and_resume(tmp_path, sample_di
     trained 4 steps on batch 4. As in test_two_devices_match_one_device: the two sum the
     replicas' gradients in different orders, and Adam turns float noise in a near-zero
     gradient into a move of up to ~2 lr per step (CI saw 2.7e-4 once, another run 2e-6), so
-    at most 1 in 1,000 weights may differ by more than 1e-5, by at most 2e-3 (4 steps x 2 x
-    the D's 2e-4); gradients not averaged over the workers would move far more.
+    after 2 steps at most 1 in 1,000 weights may differ by more than 1e-5, by at most 2e-3
+    (4 steps x 2 x the D's 2e-4); gradients not averaged over the workers would move far
+    more. Step 4: see the bounds below.
     The workers ask for 2 steps per execution (they run 1: see distribute.py)."""
     multi = tiny_recipe(tmp_path / "multi", sample_dir, distribution={"strategy": "multi_worker"},
                         train={"steps_per_execution": 2})
@@ -159,13 +160,23 @@ def test_tensorflow_two_workers_match_one_process_and_resume(tmp_path, sample_di
 
     model = check_run_folder(run, [2, 4])
     assert all(not any(t.iterdir()) for t in tmps), "a worker left its scratch folder behind"
-    _, reference = load_latest(tmp_path / "single" / "run" / "checkpoints")
+    # After the first segment (2 steps) at most 1 in 1,000 weights differ by more than 1e-5.
+    # Those few (up to ~2 lr each) then move the gradients of the many weights whose gradient
+    # is small, and Adam's normalized updates turn that into more weights off by step 4
+    # (2026-11-28, this repo's CPU, since D's convs run as tap sums / on blocks: 175 -> 160,676
+    # of 1.1 M weights, max 2.7e-4; the step-4 training losses equal to 2e-5, val_rec to
+    # 1.7e-4), so step 4 is bounded loosely and its losses closely, as in the JAX test below.
+    single_checkpoints = tmp_path / "single" / "run" / "checkpoints"
+    first = [keras.saving.load_model(checkpoint_path(folder, 2)) for folder in (run / "checkpoints", single_checkpoints)]
+    off, total = weights_off(*first)
+    assert weight_difference(*first) <= 1e-3 and off <= 1e-3 * total, (weight_difference(*first), off)
+    _, reference = load_latest(single_checkpoints)
     off, total = weights_off(model, reference)
-    assert weight_difference(model, reference) <= 2e-3 and off <= 1e-3 * total, (weight_difference(model, reference), off)
+    assert weight_difference(model, reference) <= 2e-3 and off <= 0.3 * total, (weight_difference(model, reference), off)
     ours = json.loads((run / "final_metrics.json").read_text())
     theirs = json.loads((tmp_path / "single" / "run" / "final_metrics.json").read_text())
-    for key in ("loss_g", "loss_d", "rec", "tr", "val_rec"):
-        assert ours[key] == pytest.approx(theirs[key], rel=1e-4), key
+    for key in ("loss_g", "loss_d", "rec", "tr", "val_rec"):  # (val_rec, of the step-4 weights: 1.7e-4 apart)
+        assert ours[key] == pytest.approx(theirs[key], rel=1e-3), key
 
 
 @own_processes
