@@ -61,7 +61,9 @@ def space_to_depth_conv(x, kernel, conv=_same_conv):
 
 # Largest channel count (input or output) for which the generator computes a 3x3 stride-1 conv on
 # space-to-depth blocks. H100, 2026-11-27 (benchmarks/conv_variants.py, 256x256): faster at 1-16
-# channels, 3x slower at 64 -> 64 (the VGG's second conv); 32 not measured.
+# channels, 3x slower at 64 -> 64 (the VGG's second conv); 32 not measured. Also the most input
+# channels for which D's stride-2 convs run as strided_conv_on_blocks (H200, 2026-11-28: faster
+# at 4, slower at 64 and 128).
 MAX_CHANNELS = 16
 
 
