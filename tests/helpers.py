@@ -105,3 +105,24 @@ def vjp(fn, args, cotangent) -> list:
         tape.watch(tensors)
         y = tf.reduce_sum(fn(*tensors) * cotangent)
     return [g.numpy() for g in tape.gradient(y, tensors)]
+
+
+def conv_case(shape, filters: int, kernel_size: int = 3, seed: int = 0):
+    """Seeded float32 normal ``x`` of ``shape`` [B, H, W, C] and ``kernel`` [k, k, C, filters]."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return (rng.normal(size=shape).astype("float32"),
+            rng.normal(size=(kernel_size, kernel_size, shape[-1], filters)).astype("float32"))
+
+
+def assert_same_gradients(ours, plain, args, atol: float = 1e-4, seed: int = 2) -> None:
+    """The gradients of ``ours(*args)`` with respect to every array in ``args`` equal those of
+    ``plain(*args)`` within ``atol``, for a seeded normal cotangent of ``plain``'s output shape."""
+    import keras
+    import numpy as np
+
+    shape = keras.ops.shape(plain(*args))
+    cotangent = np.random.default_rng(seed).normal(size=tuple(int(n) for n in shape)).astype("float32")
+    for mine, theirs in zip(vjp(ours, args, cotangent), vjp(plain, args, cotangent), strict=True):
+        np.testing.assert_allclose(mine, theirs, atol=atol)

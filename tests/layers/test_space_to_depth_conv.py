@@ -5,19 +5,13 @@ import pytest
 from keras_scft.layers.padded_conv import ChannelPaddedConv2D, SpaceToDepthConv2D
 from keras_scft.layers.space_to_depth_conv import (depth_to_space, space_to_depth, space_to_depth_conv,
                                                    strided_conv_on_blocks, use_space_to_depth)
-from tests.helpers import run_layer_test, vjp
+from tests.helpers import assert_same_gradients, conv_case, run_layer_test
 
 pytestmark = pytest.mark.multi_backend
 
 
 def _plain(x, kernel):
     return keras.ops.conv(x, kernel, padding="same")
-
-
-def _case(shape, filters, seed=0):
-    rng = np.random.default_rng(seed)
-    return (rng.normal(size=shape).astype("float32"),
-            rng.normal(size=(3, 3, shape[-1], filters)).astype("float32"))
 
 
 def test_space_to_depth_orders_channels_by_phase_and_inverts():
@@ -34,16 +28,13 @@ def test_space_to_depth_orders_channels_by_phase_and_inverts():
                                            ((1, 2, 2, 2), 3)])
 def test_equals_the_plain_convolution(shape, filters):
     """Every border and phase: a tap that falls off the image must meet the zero padding."""
-    x, kernel = _case(shape, filters)
+    x, kernel = conv_case(shape, filters)
     ours = keras.ops.convert_to_numpy(space_to_depth_conv(x, kernel))
     np.testing.assert_allclose(ours, keras.ops.convert_to_numpy(_plain(x, kernel)), atol=5e-5)
 
 
 def test_gradients_equal_the_plain_ones():
-    x, kernel = _case((2, 6, 4, 3), 5, seed=1)
-    cotangent = np.random.default_rng(2).normal(size=(2, 6, 4, 5)).astype("float32")
-    for ours, plain in zip(vjp(space_to_depth_conv, [x, kernel], cotangent), vjp(_plain, [x, kernel], cotangent)):
-        np.testing.assert_allclose(ours, plain, atol=1e-4)
+    assert_same_gradients(space_to_depth_conv, _plain, conv_case((2, 6, 4, 3), 5, seed=1))
 
 
 def _strided(x, kernel):
@@ -54,20 +45,14 @@ def _strided(x, kernel):
                                                        (6, (2, 8, 8, 2), 4), (4, (1, 2, 2, 3), 2)])
 def test_strided_conv_on_blocks_equals_the_strided_convolution(kernel_size, shape, filters):
     """Stride 2, "same": Keras pads (k - 2) / 2 on each side of an even input; every border."""
-    rng = np.random.default_rng(3)
-    x = rng.normal(size=shape).astype("float32")
-    kernel = rng.normal(size=(kernel_size, kernel_size, shape[-1], filters)).astype("float32")
+    x, kernel = conv_case(shape, filters, kernel_size, seed=3)
     ours = keras.ops.convert_to_numpy(strided_conv_on_blocks(x, kernel))
     assert ours.shape == (shape[0], shape[1] // 2, shape[2] // 2, filters)
     np.testing.assert_allclose(ours, keras.ops.convert_to_numpy(_strided(x, kernel)), atol=5e-5)
 
 
 def test_strided_conv_on_blocks_gradients_equal_the_plain_ones():
-    rng = np.random.default_rng(4)
-    x, kernel = rng.normal(size=(2, 8, 6, 4)).astype("float32"), rng.normal(size=(4, 4, 4, 5)).astype("float32")
-    cotangent = rng.normal(size=(2, 4, 3, 5)).astype("float32")
-    for ours, plain in zip(vjp(strided_conv_on_blocks, [x, kernel], cotangent), vjp(_strided, [x, kernel], cotangent)):
-        np.testing.assert_allclose(ours, plain, atol=1e-4)
+    assert_same_gradients(strided_conv_on_blocks, _strided, conv_case((2, 8, 6, 4), 5, kernel_size=4, seed=4))
 
 
 @pytest.mark.parametrize("layer,kwargs", [(SpaceToDepthConv2D, {}),

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from keras_scft.layers.tap_sum_conv import tap_sum_conv
-from tests.helpers import vjp
+from tests.helpers import assert_same_gradients, conv_case
 
 pytestmark = pytest.mark.multi_backend
 
@@ -16,26 +16,19 @@ def _plain(x, kernel):
                                                        (1, (1, 5, 6, 4), 2), (2, (1, 4, 3, 3), 1), (5, (1, 3, 3, 2), 1)])
 def test_equals_the_same_convolution(kernel_size, shape, filters):
     """Even kernels pad one more row/column after than before ("same"); maps smaller than the kernel."""
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=shape).astype("float32")
-    kernel = rng.normal(size=(kernel_size, kernel_size, shape[-1], filters)).astype("float32")
+    x, kernel = conv_case(shape, filters, kernel_size)
     ours = keras.ops.convert_to_numpy(tap_sum_conv(x, kernel))
     assert ours.shape == shape[:3] + (filters,)
     np.testing.assert_allclose(ours, keras.ops.convert_to_numpy(_plain(x, kernel)), atol=5e-5)
 
 
 def test_gradients_equal_the_plain_ones():
-    rng = np.random.default_rng(1)
-    x, kernel = rng.normal(size=(2, 6, 5, 8)).astype("float32"), rng.normal(size=(4, 4, 8, 1)).astype("float32")
-    cotangent = rng.normal(size=(2, 6, 5, 1)).astype("float32")
-    for ours, plain in zip(vjp(tap_sum_conv, [x, kernel], cotangent), vjp(_plain, [x, kernel], cotangent)):
-        np.testing.assert_allclose(ours, plain, atol=1e-4)
+    assert_same_gradients(tap_sum_conv, _plain, conv_case((2, 6, 5, 8), 1, kernel_size=4, seed=1))
 
 
 def test_keeps_the_input_dtype_and_sums_in_float32():
     """bfloat16 in, bfloat16 out, no worse than rounding the float32 result once."""
-    rng = np.random.default_rng(2)
-    x, kernel = rng.normal(size=(1, 8, 8, 64)).astype("float32"), rng.normal(size=(4, 4, 64, 1)).astype("float32")
+    x, kernel = conv_case((1, 8, 8, 64), 1, kernel_size=4, seed=2)
     x16, kernel16 = keras.ops.cast(x, "bfloat16"), keras.ops.cast(kernel, "bfloat16")
     ours = tap_sum_conv(x16, kernel16)
     assert keras.backend.standardize_dtype(ours.dtype) == "bfloat16"
