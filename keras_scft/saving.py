@@ -8,6 +8,7 @@ import warnings
 
 import keras
 
+from keras_scft.layers.instance_norm import InstanceNormalization
 from keras_scft.layers.padded_conv import ChannelPaddedConv2D, SpaceToDepthConv2D
 from keras_scft.layers.upsample_conv import UpsampleConcatConv2D
 
@@ -17,9 +18,12 @@ from keras_scft.layers.upsample_conv import UpsampleConcatConv2D
 # written by, and the names our classes had there. (Layers without variables, like the block
 # pooling ones, need no mapping.) Newest first.
 _LAYOUTS = (
-    ("before its space-to-depth convolutions (2026-11-27)", {SpaceToDepthConv2D: "Conv2D"}),
+    ("before its one-pass instance normalization (2026-11-29)", {InstanceNormalization: "GroupNormalization"}),
+    ("before its space-to-depth convolutions (2026-11-27)",
+     {SpaceToDepthConv2D: "Conv2D", InstanceNormalization: "GroupNormalization"}),
     ("before its fused decoder/image convolutions (2026-11-27)",
-     {ChannelPaddedConv2D: "Conv2D", UpsampleConcatConv2D: "Conv2D", SpaceToDepthConv2D: "Conv2D"}),
+     {ChannelPaddedConv2D: "Conv2D", UpsampleConcatConv2D: "Conv2D", SpaceToDepthConv2D: "Conv2D",
+      InstanceNormalization: "GroupNormalization"}),
 )
 
 

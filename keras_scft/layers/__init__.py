@@ -5,6 +5,7 @@ from keras_scft.layers.discriminator import PatchDiscriminator, build_discrimina
 from keras_scft.layers.encoder import SCFTEncoder
 from keras_scft.layers.filter_major_conv import FilterMajorConv2D
 from keras_scft.layers.generator import SCFTGenerator, build_generator
+from keras_scft.layers.instance_norm import InstanceNormalization
 from keras_scft.layers.padded_conv import ChannelPaddedConv2D
 from keras_scft.layers.pooling import BlockAveragePooling2D, BlockMaxPooling2D
 from keras_scft.layers.residual import ResidualBlock
@@ -14,7 +15,7 @@ from keras_scft.layers.upsample_conv import UpsampleConcatConv2D
 from keras_scft.layers.vgg import VGGPreprocessing, build_vgg_features
 
 __all__ = [
-    "BlockAveragePooling2D", "BlockMaxPooling2D", "ChannelPaddedConv2D", "FilterMajorConv2D", "PatchDiscriminator",
-    "ResidualBlock", "SCFTAttention", "SCFTEncoder", "SCFTGenerator", "SpectralNormConv2D", "UpsampleConcatConv2D",
+    "BlockAveragePooling2D", "BlockMaxPooling2D", "ChannelPaddedConv2D", "FilterMajorConv2D", "InstanceNormalization",
+    "PatchDiscriminator", "ResidualBlock", "SCFTAttention", "SCFTEncoder", "SCFTGenerator", "SpectralNormConv2D", "UpsampleConcatConv2D",
     "VGGPreprocessing", "build_discriminator", "build_generator", "build_vgg_features", "unet_decode",
 ]

@@ -7,6 +7,7 @@ import functools
 import keras
 
 from keras_scft.layers.initializers import HostGlorotUniform
+from keras_scft.layers.instance_norm import InstanceNormalization
 from keras_scft.layers.padded_conv import ChannelPaddedConv2D, SpaceToDepthConv2D
 
 NORMS = ("instance", "batch", "group", "none")
@@ -16,11 +17,12 @@ def make_norm(kind: str, name: str | None = None) -> keras.layers.Layer:
     """A normalization layer over the channel axis of NHWC maps.
 
     ``instance`` (default of the package: per image and channel, independent of the batch,
-    so a replica's result does not depend on how the batch is split), ``batch``,
+    so a replica's result does not depend on how the batch is split; see
+    :class:`~keras_scft.layers.instance_norm.InstanceNormalization`), ``batch``,
     ``group`` (8 groups) or ``none`` (identity).
     """
     if kind == "instance":
-        return keras.layers.GroupNormalization(groups=-1, epsilon=1e-5, name=name)
+        return InstanceNormalization(epsilon=1e-5, name=name)
     if kind == "group":
         return keras.layers.GroupNormalization(groups=8, epsilon=1e-5, name=name)
     if kind == "batch":

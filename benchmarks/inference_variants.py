@@ -1,0 +1,125 @@
+"""Generator inference under variants of its memory-bound parts, JAX backend (experiments).
+
+    KERAS_BACKEND=jax python benchmarks/inference_variants.py base --out iv.jsonl
+    KERAS_BACKEND=jax python benchmarks/inference_variants.py twopass+bf16w --out iv.jsonl
+
+Each run builds the default generator with seed 0 (same weights in every process), times the
+jitted batch-64 forward as benchmarks/inference.py does (three rounds of ``--steps`` calls)
+and prints one JSON line: img/s per round, batch-1 latency, compile time and the largest
+difference of its images from those of the last ``base`` run (``--reference``, written by
+``base``). A variant is ``base`` or ``+``-joined changes, patched into this process only:
+
+* ``twopass``: instance-norm statistics as ``keras.ops.moments`` takes them (the mean, then
+  the mean squared deviation from it: two reads of each map), the layer's form before
+  :func:`keras_scft.layers.instance_norm.one_pass_moments`;
+* ``bf16w``: kernels (every variable of 2+ dimensions) passed in bfloat16, cast once outside
+  the jitted function instead of in it (mixed precision casts them to bfloat16 anyway);
+* ``pool2``: the encoders' block average pooling as two means (columns, then rows);
+* ``poolrw``: the same pooling as ``keras.ops.average_pool`` (a reduce_window).
+
+Differences from ``base`` of ~0.1 are the spread of a changed float order under bfloat16
+(autotuning may pick other convolution algorithms for another program), not a changed function.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+CHANGES = ("twopass", "bf16w", "pool2", "poolrw")
+
+
+def parse_variant(variant: str) -> set[str]:
+    """``"base"`` -> set(); ``"twopass+bf16w"`` -> {"twopass", "bf16w"}; unknown parts raise."""
+    if variant == "base":
+        return set()
+    parts = set(variant.split("+"))
+    unknown = sorted(parts - set(CHANGES))
+    if unknown:
+        raise ValueError(f"unknown variant part(s) {unknown}; allowed: base, or +-joined {', '.join(CHANGES)}")
+    return parts
+
+
+def patches(parts: set[str]) -> list[tuple[object, str, object]]:
+    """``(owner, attribute, replacement)`` for the changes in ``parts`` (see the module doc);
+    :func:`run` sets them in this process."""
+    from keras import ops
+
+    from keras_scft.layers import instance_norm, pooling
+
+    def two_pass_moments(x, axes=(1, 2)):
+        x = ops.cast(x, "float32")
+        mean = ops.mean(x, axis=axes, keepdims=True)
+        return mean, ops.mean(ops.square(x - mean), axis=axes, keepdims=True)
+
+    def two_means(self, x):
+        return ops.mean(ops.mean(pooling._blocks(x, self.size), axis=4), axis=2)
+
+    def reduce_window(self, x):
+        return ops.average_pool(x, self.size, self.size, padding="valid")
+
+    chosen = []
+    if "twopass" in parts:
+        chosen.append((instance_norm, "one_pass_moments", two_pass_moments))
+    if "pool2" in parts or "poolrw" in parts:
+        chosen.append((pooling.BlockAveragePooling2D, "call", reduce_window if "poolrw" in parts else two_means))
+    return chosen
+
+
+def cast_kernels(variables: list) -> list:
+    """Every variable of 2+ dimensions (conv and dense kernels) as bfloat16; others as given."""
+    return [v.astype("bfloat16") if v.ndim >= 2 else v for v in variables]
+
+
+def run(variant: str, size: int, batch: int, steps: int, reference: str) -> dict:
+    import jax
+    import keras
+    import numpy as np
+    from inference import _timed, prepare_inference
+
+    parts = parse_variant(variant)
+    for owner, attribute, replacement in patches(parts):
+        setattr(owner, attribute, replacement)
+    keras.utils.set_random_seed(0)
+    prepared = prepare_inference(size, batch, "mixed_bfloat16")
+    tv, ntv, inputs = prepared["args"]
+    compiled = prepared["compiled"]
+    if "bf16w" in parts:
+        tv = cast_kernels(tv)
+        compiled = jax.jit(prepared["forward"]).lower(tv, ntv, inputs).compile()
+    args = (tv, ntv, inputs)
+    seconds = [_timed(compiled, args, steps) for _ in range(3)]
+    images = np.asarray(compiled(*args)).astype("float32")
+    if variant == "base":
+        np.save(reference, images)
+    difference = float(np.abs(images - np.load(reference)).max()) if os.path.exists(reference) else None
+    single = jax.device_put({k: v[:1] for k, v in inputs.items()})
+    latency = _timed(jax.jit(prepared["forward"]).lower(tv, ntv, single).compile(), (tv, ntv, single), steps)
+    return {"variant": variant, "size": size, "batch": batch, "img_per_s": [batch / s for s in seconds],
+            "step_ms": [s * 1e3 for s in seconds], "batch1_latency_ms": latency * 1e3,
+            "compile_s": prepared["compile_s"], "max_abs_diff_vs_base": difference}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("variant", help="base, or +-joined: " + ", ".join(CHANGES))
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--reference", default="/tmp/inference_variants_base.npy",
+                        help="images of the base run (written by base, compared by the others)")
+    parser.add_argument("--out", default=None, help="append the JSON line here")
+    args = parser.parse_args()
+    from train_step import device_name, emit_result
+
+    result = run(args.variant, args.size, args.batch, args.steps, args.reference)
+    result["device"] = device_name()
+    emit_result(result, args.out)
+
+
+if __name__ == "__main__":
+    main()
