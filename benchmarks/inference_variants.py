@@ -72,7 +72,9 @@ def patches(parts: set[str]) -> list[tuple[object, str, object]]:
 
 def cast_kernels(variables: list) -> list:
     """Every variable of 2+ dimensions (conv and dense kernels) as bfloat16; others as given."""
-    return [v.astype("bfloat16") if v.ndim >= 2 else v for v in variables]
+    from keras import ops
+
+    return [ops.cast(v, "bfloat16") if len(v.shape) >= 2 else v for v in variables]
 
 
 def run(variant: str, size: int, batch: int, steps: int, reference: str) -> dict:
