@@ -78,6 +78,8 @@ def cast_kernels(variables: list) -> list:
 
 
 def run(variant: str, size: int, batch: int, steps: int, reference: str) -> dict:
+    """Time ``variant`` (see the module doc) on the seeded default generator; ``base`` writes
+    its images to ``reference`` (a .npy path), the others report their largest difference."""
     import jax
     import keras
     import numpy as np
@@ -96,8 +98,10 @@ def run(variant: str, size: int, batch: int, steps: int, reference: str) -> dict
     args = (tv, ntv, inputs)
     seconds = [_timed(compiled, args, steps) for _ in range(3)]
     images = np.asarray(compiled(*args)).astype("float32")
-    if variant == "base":
-        np.save(reference, images)
+    if variant == "base":  # written whole, then renamed: a reader never sees part of it
+        partial = f"{reference}.{os.getpid()}.partial.npy"
+        np.save(partial, images)
+        os.replace(partial, reference)
     difference = float(np.abs(images - np.load(reference)).max()) if os.path.exists(reference) else None
     single = jax.device_put({k: v[:1] for k, v in inputs.items()})
     latency = _timed(jax.jit(prepared["forward"]).lower(tv, ntv, single).compile(), (tv, ntv, single), steps)
@@ -116,6 +120,10 @@ def main() -> None:
                         help="images of the base run (written by base, compared by the others)")
     parser.add_argument("--out", default=None, help="append the JSON line here")
     args = parser.parse_args()
+    try:
+        parse_variant(args.variant)
+    except ValueError as error:
+        parser.error(str(error))
     from train_step import device_name, emit_result
 
     result = run(args.variant, args.size, args.batch, args.steps, args.reference)
