@@ -52,9 +52,7 @@ def patches(parts: set[str]) -> list[tuple[object, str, object]]:
     from keras_scft.layers import instance_norm, pooling
 
     def two_pass_moments(x, axes=(1, 2)):
-        x = ops.cast(x, "float32")
-        mean = ops.mean(x, axis=axes, keepdims=True)
-        return mean, ops.mean(ops.square(x - mean), axis=axes, keepdims=True)
+        return ops.moments(ops.cast(x, "float32"), axes=axes, keepdims=True)
 
     def two_means(self, x):
         return ops.mean(ops.mean(pooling._blocks(x, self.size), axis=4), axis=2)

@@ -14,17 +14,18 @@ from keras_scft.layers.upsample_conv import UpsampleConcatConv2D
 
 # Keras files address a layer's weights by its class name and rank among layers of that class
 # ("layers/conv2d_3/vars/0"). Layers that replaced others with the same variables make older
-# files store those weights under the replaced class's name. Each earlier layout: what it was
-# written by, and the names our classes had there. (Layers without variables, like the block
-# pooling ones, need no mapping.) Newest first.
-_LAYOUTS = (
+# files store those weights under the replaced class's name. Each change of names: what wrote
+# the files from before it, and the names our classes had until then. (Layers without
+# variables, like the block pooling ones, need no mapping.) Newest first; a file from before
+# a change also predates every newer one, so its layout is the union down to that change.
+_RENAMES = (
     ("before its one-pass instance normalization (2026-11-29)", {InstanceNormalization: "GroupNormalization"}),
-    ("before its space-to-depth convolutions (2026-11-27)",
-     {SpaceToDepthConv2D: "Conv2D", InstanceNormalization: "GroupNormalization"}),
+    ("before its space-to-depth convolutions (2026-11-27)", {SpaceToDepthConv2D: "Conv2D"}),
     ("before its fused decoder/image convolutions (2026-11-27)",
-     {ChannelPaddedConv2D: "Conv2D", UpsampleConcatConv2D: "Conv2D", SpaceToDepthConv2D: "Conv2D",
-      InstanceNormalization: "GroupNormalization"}),
+     {ChannelPaddedConv2D: "Conv2D", UpsampleConcatConv2D: "Conv2D"}),
 )
+_LAYOUTS = tuple((written, {cls: name for _, renames in _RENAMES[:i + 1] for cls, name in renames.items()})
+                 for i, (written, _) in enumerate(_RENAMES))
 
 
 @contextlib.contextmanager

@@ -124,9 +124,9 @@ def test_tensorflow_two_workers_match_one_process_and_resume(tmp_path, sample_di
     trained 4 steps on batch 4. As in test_two_devices_match_one_device: the two sum the
     replicas' gradients in different orders, and Adam turns float noise in a near-zero
     gradient into a move of up to ~2 lr per step (CI saw 2.7e-4 once, another run 2e-6), so
-    after 2 steps at most 1 in 1,000 weights may differ by more than 1e-5, by at most 2e-3
-    (4 steps x 2 x the D's 2e-4); gradients not averaged over the workers would move far
-    more. Step 4: see the bounds below.
+    after 2 steps at most 1 in 1,000 weights may differ by more than 1e-5, by at most 1e-3
+    (2 steps x 2 x the D's 2e-4, rounded up); gradients not averaged over the workers would
+    move far more. Step 4: see the bounds below.
     The workers ask for 2 steps per execution (they run 1: see distribute.py)."""
     multi = tiny_recipe(tmp_path / "multi", sample_dir, distribution={"strategy": "multi_worker"},
                         train={"steps_per_execution": 2})
