@@ -280,6 +280,20 @@ class ColorizerModel(keras.Model):
         return {"rec": losses.reconstruction_loss(image, target), "psnr": psnr}
 
     # ------------------------------------------------------------------ training
+    #: JAX: a :class:`keras_scft.steps.exported.ExportedStepCache` whose kept program ``fit``
+    #: runs instead of tracing the train step on every start (``tools/train.py`` sets it).
+    step_cache = None
+
+    def make_train_function(self, force=False):
+        if self.train_function is not None and not force:
+            return self.train_function
+        if self.step_cache is None or not self.step_cache.applies(self):
+            return super().make_train_function(force)
+        from keras_scft.steps.exported import key_material
+
+        self.train_function = self._make_function(self.step_cache.wrap(self.train_step, lambda: key_material(self)))
+        return self.train_function
+
     def train_step(self, *args):
         from keras_scft.steps import backend_steps
 

@@ -152,6 +152,9 @@ SCHEMA: dict[str, Any] = {
         "tensorboard": Field("bool", True, "write TensorBoard scalars (needs tensorflow installed)"),
         "compile_cache": Field("str", None, "JAX persistent compilation cache folder (default: "
                                "<cache>/jax_compilation; \"off\" disables it)", nullable=True),
+        "step_cache": Field("str", None, "JAX: folder of exported train steps, so a second start "
+                            "skips tracing the step (default: <cache>/jax_steps; \"off\" disables it)",
+                            nullable=True),
     },
 }
 

@@ -135,6 +135,14 @@ def _enable_compile_cache(setting: str | None) -> None:
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
+def _attach_step_cache(model: ColorizerModel, setting: str | None) -> None:
+    if keras.backend.backend() != "jax" or setting == "off":
+        return
+    from keras_scft.steps.exported import ExportedStepCache
+
+    model.step_cache = ExportedStepCache(setting or cache_dir("jax_steps"))
+
+
 def _write_json(path: Path, payload) -> None:
     write_atomic(path, (json.dumps(payload, indent=2, default=float) + "\n").encode())
 
@@ -280,6 +288,7 @@ def train(recipe: dict, resume: bool = True, progress: bool = True, processes: P
             keras.utils.set_random_seed(recipe["seed"])  # same recipe, same initial weights
             start, model = 0, build_model(recipe, augment_in_step=where == "step")
     placement.check_same(start, "the step to resume from")
+    _attach_step_cache(model, out_cfg["step_cache"])
     note = placement.prepare_model(model)
     if start % per_epoch:
         raise RecipeError(f"checkpoint step {start} is not a multiple of the log interval {per_epoch}; "

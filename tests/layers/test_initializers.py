@@ -17,7 +17,7 @@ def test_glorot_uniform_bounds_and_spread(shape, fans):
     values = keras.ops.convert_to_numpy(HostGlorotUniform(seed=0)(shape, dtype="float32"))
     limit = np.sqrt(6.0 / sum(fans))
     assert values.shape == shape and values.dtype == np.float32
-    assert np.abs(values).max() <= limit and np.abs(values).max() > 0.95 * limit
+    assert np.abs(values).max() <= limit * (1 + 1e-6) and np.abs(values).max() > 0.95 * limit  # float32 draws
     np.testing.assert_allclose(values.std(), limit / np.sqrt(3.0), rtol=0.05)  # uniform(-l, l)
 
 

@@ -1,0 +1,106 @@
+"""The exported JAX train step (keras_scft.steps.exported): same math as the traced step, loaded
+instead of traced when its key matches, another file when anything in the key changes."""
+
+import keras
+import numpy as np
+import pytest
+
+from tests.helpers import requires_backend, tiny_colorizer
+
+pytestmark = [pytest.mark.multi_backend, requires_backend("jax")]
+
+
+def _trained(cache=None):
+    """Weights of a tiny model after two train_on_batch calls on ready examples."""
+    from tests.test_model import _examples
+
+    keras.backend.clear_session()  # the same layer names, so the same config, as the last build
+    model = tiny_colorizer()
+    model.compile(loss_weights={"perceptual": 0, "style": 0})
+    model.step_cache = cache
+    x, y = _examples(n=2)
+    for _ in range(2):
+        model.train_on_batch(x, y)
+    return [np.asarray(w) for w in model.get_weights()]
+
+
+def _files(folder):
+    return sorted(folder.glob("train_step-*.jaxexport")) if folder.exists() else []
+
+
+def test_the_exported_step_computes_what_the_traced_step_does(tmp_path):
+    """(Loading the kept step in a second process: tests/training/test_compile_cache.py.)"""
+    from keras_scft.steps.exported import ExportedStepCache
+
+    plain = _trained()
+    cache = ExportedStepCache(tmp_path / "steps")
+    exported = _trained(cache)
+    assert len(_files(cache.folder)) == 1
+    for a, b in zip(plain, exported):
+        np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-6)
+
+
+def _toy_step(state, data):
+    return {"total": sum(x.sum() for x in state) + data["x"].sum()}, [x + data["x"].mean() for x in state]
+
+
+def _toy_run(cache, material=None):
+    step = cache.wrap(_toy_step, lambda: material or {"toy": 1})
+    logs, state = step([np.ones(3, "float32")], {"x": np.full((2, 2), 2.0, "float32")})
+    return float(logs["total"]), np.asarray(state[0])
+
+
+def test_a_new_key_writes_a_new_file_and_the_same_key_reads_it(tmp_path):
+    from keras_scft.steps.exported import ExportedStepCache
+
+    cache = ExportedStepCache(tmp_path)
+    assert _toy_run(cache) == (11.0, pytest.approx(np.full(3, 3.0)))
+    _toy_run(cache)
+    assert len(_files(tmp_path)) == 1
+    _toy_run(cache, {"toy": 2})
+    assert len(_files(tmp_path)) == 2
+
+
+def test_an_unreadable_file_is_replaced_with_a_warning(tmp_path):
+    from keras_scft.steps.exported import ExportedStepCache
+
+    cache = ExportedStepCache(tmp_path)
+    expected = _toy_run(cache)
+    (kept,) = _files(tmp_path)
+    kept.write_bytes(b"not an exported program")
+    with pytest.warns(UserWarning, match="unreadable"):
+        again = _toy_run(cache)
+    assert kept.read_bytes() != b"not an exported program" and again[0] == expected[0]
+
+
+def test_a_step_that_cannot_be_exported_runs_traced_with_a_warning(tmp_path, monkeypatch):
+    import jax
+
+    from keras_scft.steps.exported import ExportedStepCache
+
+    def refuse(*args, **kwargs):
+        raise ValueError("custom call not allowed")
+
+    monkeypatch.setattr(jax.export, "export", refuse)
+    with pytest.warns(UserWarning, match="could not be exported.*custom call not allowed"):
+        assert _toy_run(ExportedStepCache(tmp_path))[0] == 11.0
+    assert not _files(tmp_path)
+
+
+def test_the_key_covers_the_model_config_the_settings_and_the_shapes():
+    import jax
+
+    from keras_scft.steps.exported import key_material, step_key
+
+    keras.backend.clear_session()
+    model = tiny_colorizer()
+    model.compile(loss_weights={"perceptual": 0, "style": 0})
+    material = key_material(model)
+    spec = [jax.ShapeDtypeStruct((2, 32, 32, 3), "uint8")]
+    key = step_key(material, spec)
+    assert key == step_key(key_material(model), spec)
+    assert key != step_key(material, [jax.ShapeDtypeStruct((1, 32, 32, 3), "uint8")])
+    assert key != step_key(material, {"image": spec[0]})
+    assert key != step_key({**material, "dtype_policy": "mixed_bfloat16"}, spec)
+    model.compile(loss_weights={"perceptual": 0, "style": 0}, triplet_margin=6.0)
+    assert step_key(key_material(model), spec) != key
