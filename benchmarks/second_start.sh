@@ -10,7 +10,10 @@
 #   KERAS_BACKEND=jax bash benchmarks/second_start.sh OUT [RECIPE] [-o field=value ...]
 #
 # RECIPE defaults to recipes/openmoji.json (run tools/prepare_data.py openmoji first). JAX's
-# compile log (JAX_LOG_COMPILES) of each run goes to OUT/run{1,2,3}.log.
+# compile log (JAX_LOG_COMPILES) of each run goes to OUT/run{1,2,3}.log. SECOND_START_RUNS
+# (default "1 2 3") picks the runs, e.g. "1 2" without the profiled one. The caches are
+# KERAS_SCFT_CACHE's (compilation, exported train steps, decoded images): start with an
+# empty one for a cold first run.
 set -uo pipefail
 OUT=${1:?usage: second_start.sh OUT [RECIPE] [-o field=value ...]}
 RECIPE=${2:-recipes/openmoji.json}
@@ -20,7 +23,7 @@ RUNS=$(mktemp -d)
 export PYTHONUNBUFFERED=1 JAX_LOG_COMPILES=1
 args=(--quiet -o train.steps=20 -o output.sample_interval=0 -o output.log_interval=10
       -o output.tensorboard=false "$@")
-for run in 1 2 3; do
+for run in ${SECOND_START_RUNS:-1 2 3}; do
   profile=()
   [ "$run" = 3 ] && profile=(-m cProfile -o "$OUT/second_start.prof")
   start=$(date +%s.%N)

@@ -28,14 +28,19 @@ def _files(folder):
     return sorted(folder.glob("train_step-*.jaxexport")) if folder.exists() else []
 
 
-def test_the_exported_step_computes_what_the_traced_step_does(tmp_path):
+def test_the_exported_step_computes_what_the_traced_step_does(tmp_path, caplog):
     """(Loading the kept step in a second process: tests/training/test_compile_cache.py.)"""
+    import jax
+
     from keras_scft.steps.exported import ExportedStepCache
 
     plain = _trained()
     cache = ExportedStepCache(tmp_path / "steps")
-    exported = _trained(cache)
+    with jax.log_compiles(True), caplog.at_level("WARNING"):
+        exported = _trained(cache)
     assert len(_files(cache.folder)) == 1
+    # one program for both calls (fresh variables, then the step's outputs as its arguments)
+    assert sum("Compiling jit(call)" in r.getMessage() for r in caplog.records) == 1
     for a, b in zip(plain, exported):
         np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-6)
 

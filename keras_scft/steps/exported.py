@@ -136,7 +136,12 @@ class ExportedStepCache:
                 write_atomic(path, exported.serialize())
             except OSError as error:
                 warnings.warn(f"could not keep the exported train step in {path}: {error}", stacklevel=3)
-        return jax.jit(exported.call, donate_argnums=0)
+        # One placement for every call: jit otherwise compiles (or loads) a program per
+        # placement of its arguments (the first call's fresh variables and numpy batch, then
+        # the step's own outputs), each a second or more of a start.
+        placement = getattr(jax.tree.leaves(state)[0], "sharding", None)
+        placement = placement or jax.sharding.SingleDeviceSharding(jax.devices()[0])
+        return jax.jit(exported.call, donate_argnums=0, in_shardings=placement, out_shardings=placement)
 
     @staticmethod
     def _read(path: Path):
