@@ -294,6 +294,17 @@ class ColorizerModel(keras.Model):
         self.train_function = self._make_function(self.step_cache.wrap(self.train_step, lambda: key_material(self)))
         return self.train_function
 
+    def make_test_function(self, force=False):
+        if self.test_function is not None and not force:
+            return self.test_function
+        if self.step_cache is None or not self.step_cache.applies(self):
+            return super().make_test_function(force)
+        from keras_scft.steps.exported import placed
+
+        # the kept train step's results are committed to the device: one placement, one program
+        self.test_function = self._make_function(placed(self.test_step))
+        return self.test_function
+
     def train_step(self, *args):
         from keras_scft.steps import backend_steps
 
