@@ -14,9 +14,9 @@ def one_pass_moments(x, axes=(1, 2)):
     the shifted-data form var = E[d^2] - E[d]^2 with d = x - k, where k is the first element
     of each reduced slice (a sample of the slice, so |mean - k| is of the order of the spread).
     Without the shift, E[x^2] - E[x]^2 loses float32 epsilon x mean^2 / variance of the
-    variance to cancellation: on a nearly constant map (a sketch encoder's maps, mostly white
-    paper) that was ~1% of the gradients, the difference between the TF and JAX steps in
-    tests/test_model.py. The variance is clipped at 0 against rounding.
+    variance to cancellation, which is large on nearly constant maps (white paper): in the tiny
+    test model's step it made the TF and JAX gradients differ by ~1% (tests/test_model.py),
+    against 0.02% now. The variance is clipped at 0 against rounding.
     """
     x = ops.cast(x, "float32")
     first = tuple(slice(0, 1) if axis in axes else slice(None) for axis in range(len(x.shape)))
@@ -36,7 +36,8 @@ class InstanceNormalization(keras.layers.Layer):
     (``gamma`` ones, ``beta`` zeros, shape [C], float32, in that order), statistics and
     arithmetic in float32, the result in the compute dtype. The variance comes from one pass
     (:func:`one_pass_moments`): on the GPU a quarter of the memory traffic of each normalized
-    map less (H200, generator inference at batch 64: 6,447 -> 6,702 img/s, docs/benchmarks.md).
+    map less (H200, generator inference at batch 64: 6,447 -> 6,702 img/s, docs/benchmarks.md;
+    measured before the shift, which keeps the single read).
 
     Input [B, H, W, C] -> output [B, H, W, C].
     """
