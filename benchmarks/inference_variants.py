@@ -24,6 +24,7 @@ Differences from ``base`` of ~0.1 are the spread of a changed float order under 
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
 
@@ -83,6 +84,8 @@ def run(variant: str, size: int, batch: int, steps: int, reference: str) -> dict
     import numpy as np
     from inference import _timed, prepare_inference
 
+    from keras_scft.data.io import write_atomic
+
     parts = parse_variant(variant)
     for owner, attribute, replacement in patches(parts):
         setattr(owner, attribute, replacement)
@@ -97,9 +100,9 @@ def run(variant: str, size: int, batch: int, steps: int, reference: str) -> dict
     seconds = [_timed(compiled, args, steps) for _ in range(3)]
     images = np.asarray(compiled(*args)).astype("float32")
     if variant == "base":  # written whole, then renamed: a reader never sees part of it
-        partial = f"{reference}.{os.getpid()}.partial.npy"
-        np.save(partial, images)
-        os.replace(partial, reference)
+        buffer = io.BytesIO()
+        np.save(buffer, images)
+        write_atomic(reference, buffer.getvalue())
     difference = float(np.abs(images - np.load(reference)).max()) if os.path.exists(reference) else None
     single = jax.device_put({k: v[:1] for k, v in inputs.items()})
     latency = _timed(jax.jit(prepared["forward"]).lower(tv, ntv, single).compile(), (tv, ntv, single), steps)
