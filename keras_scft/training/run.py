@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -133,6 +134,23 @@ def _enable_compile_cache(setting: str | None) -> None:
     jax.config.update("jax_compilation_cache_dir", folder)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def _start_backend() -> None:
+    """Start JAX's device client in a thread: on a GPU, CUDA's start (~2 s) then overlaps reading
+    the data instead of delaying the model's first weights. An error here reaches the main
+    thread again at its first use of the backend, which reports it."""
+    if keras.backend.backend() != "jax":
+        return
+    import jax
+
+    def start():
+        try:
+            jax.devices()
+        except Exception:  # noqa: BLE001, S110 (reported by the main thread's own call)
+            pass
+
+    threading.Thread(target=start, name="keras_scft_backend_start", daemon=True).start()
 
 
 def _attach_step_cache(model: ColorizerModel, setting: str | None) -> None:
@@ -242,10 +260,12 @@ def train(recipe: dict, resume: bool = True, progress: bool = True, processes: P
     if where == "data" and backend != "tensorflow":
         raise RecipeError('recipe field "augment.where": "data" runs the augmentation in tf.data and '
                           f'needs the tensorflow backend (running {backend}); use "step" or "auto"')
-    placement = _place(recipe, where, processes)
+    placement = _place(recipe, where, processes)  # before the backend starts (JAX multi-process)
+    _start_backend()
     if train_cfg["mixed_precision"]:
         keras.config.set_dtype_policy("mixed_bfloat16")
 
+    phases = {}  # seconds from the start to the end of each part of the set-up (final_metrics.json)
     train_source, val_source = open_training_data(recipe)
     size = recipe["data"]["image_size"]
     load = load_arrays_cached if recipe["data"]["cache"] else load_arrays
@@ -260,6 +280,7 @@ def train(recipe: dict, resume: bool = True, progress: bool = True, processes: P
         arrays = {k: v[order[: n - held]] for k, v in arrays.items()}
     else:
         val_arrays = load_arrays(val_source, size, VALIDATION_EXAMPLES, progress=False)
+    phases["data"] = time.perf_counter() - started
     batch = train_cfg["batch_size"]
     total = steps_for(len(arrays["image"]), batch, train_cfg["steps"], train_cfg["epochs"])
     spx = train_cfg["steps_per_execution"]
@@ -288,6 +309,7 @@ def train(recipe: dict, resume: bool = True, progress: bool = True, processes: P
             keras.utils.set_random_seed(recipe["seed"])  # same recipe, same initial weights
             start, model = 0, build_model(recipe, augment_in_step=where == "step")
     placement.check_same(start, "the step to resume from")
+    phases["model"] = time.perf_counter() - started
     _attach_step_cache(model, out_cfg["step_cache"])
     note = placement.prepare_model(model)
     if start % per_epoch:
@@ -314,6 +336,7 @@ def train(recipe: dict, resume: bool = True, progress: bool = True, processes: P
     if val_arrays:
         build = validation_examples_cached if recipe["data"]["cache"] else validation_examples
         examples = build(val_arrays, augment, VALIDATION_EXAMPLES, seed=recipe["seed"])
+    phases["validation_examples"] = time.perf_counter() - started
     # Keras splits the validation arrays over TensorFlow workers itself (auto-shard DATA: each
     # evaluates its part of every global batch); JAX processes get their rows here.
     validation, validation_batch = examples, batch
@@ -358,6 +381,7 @@ def train(recipe: dict, resume: bool = True, progress: bool = True, processes: P
     final.update(steps=total, resumed_from=start, wall_seconds=wall, backend=backend,
                  train_img_per_s_median=sorted(speed.history)[len(speed.history) // 2] if speed.history else None,
                  seconds_to_first_step=speed.first_step_seconds, seconds_to_fit=seconds_to_fit,
+                 **{f"seconds_to_{part}": seconds for part, seconds in phases.items()},
                  checkpoint_seconds=checkpointer.seconds, validation_seconds=speed.validation_seconds,
                  sample_seconds=grids.seconds if grids else 0.0,
                  sample_first_seconds=grids.first_seconds if grids else None)

@@ -56,6 +56,9 @@ def test_tiny_recipe_end_to_end(tmp_path, sample_dir, monkeypatch):
     run = tmp_path / "run"
     assert final["steps"] == 4 and np.isfinite(final["loss_g"])
     assert final["checkpoint_seconds"] > 0 and final["validation_seconds"] > 0
+    # the set-up's parts, seconds from train()'s start, in their order
+    setup = [final[f"seconds_to_{part}"] for part in ("data", "model", "validation_examples", "fit")]
+    assert 0 < setup[0] and setup == sorted(setup)
     assert 0 < final["sample_first_seconds"] <= final["sample_seconds"]
     assert final["checkpoint_seconds"] + final["validation_seconds"] + final["sample_seconds"] < final["wall_seconds"]
     assert [s for s, _ in list_checkpoints(run / "checkpoints")] == [2, 4]
