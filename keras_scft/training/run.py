@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -134,23 +133,6 @@ def _enable_compile_cache(setting: str | None) -> None:
     jax.config.update("jax_compilation_cache_dir", folder)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-
-
-def _start_backend() -> None:
-    """Start JAX's device client in a thread: on a GPU, CUDA's start (~2 s) then overlaps reading
-    the data instead of delaying the model's first weights. An error here reaches the main
-    thread again at its first use of the backend, which reports it."""
-    if keras.backend.backend() != "jax":
-        return
-    import jax
-
-    def start():
-        try:
-            jax.devices()
-        except Exception:  # noqa: BLE001, S110 (reported by the main thread's own call)
-            pass
-
-    threading.Thread(target=start, name="keras_scft_backend_start", daemon=True).start()
 
 
 def _attach_step_cache(model: ColorizerModel, setting: str | None) -> None:
@@ -260,8 +242,7 @@ def train(recipe: dict, resume: bool = True, progress: bool = True, processes: P
     if where == "data" and backend != "tensorflow":
         raise RecipeError('recipe field "augment.where": "data" runs the augmentation in tf.data and '
                           f'needs the tensorflow backend (running {backend}); use "step" or "auto"')
-    placement = _place(recipe, where, processes)  # before the backend starts (JAX multi-process)
-    _start_backend()
+    placement = _place(recipe, where, processes)
     if train_cfg["mixed_precision"]:
         keras.config.set_dtype_policy("mixed_bfloat16")
 
