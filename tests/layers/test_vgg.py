@@ -1,5 +1,7 @@
 """VGG feature backbone: layer mapping, truncation, preprocessing, weight sources, frozen use."""
 
+import os
+
 import h5py
 import keras
 import numpy as np
@@ -71,6 +73,45 @@ def test_matches_keras_applications_on_a_local_weights_file(keras_applications_v
     expected = _numpy(taps(keras.applications.vgg19.preprocess_input((images + 1.0) * 127.5)))
     for got, want in zip(_numpy(model(images)), expected):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
+def test_named_sources_keep_their_conv_weights(keras_applications_vgg19_file, monkeypatch, tmp_path):
+    """keep=True: the first load goes through keras.applications and keeps the conv weights;
+    later loads read them without building the application, until the file changes."""
+    from keras_scft.layers import vgg
+
+    monkeypatch.setenv("KERAS_SCFT_CACHE", str(tmp_path / "cache"))
+    path, reference = keras_applications_vgg19_file
+    first, preprocessing = vgg._pretrained_conv_weights("vgg19", str(path), keep=True)
+    (kept,) = (tmp_path / "cache" / "weights").glob("vgg19_notop_convs_*.npz")
+    for name in ("block1_conv1", "block5_conv4"):
+        np.testing.assert_array_equal(first[name][0], reference.get_layer(name).get_weights()[0])
+
+    def no_application(*args, **kwargs):
+        raise AssertionError("the application was built although the weights are kept")
+
+    monkeypatch.setattr(keras.applications, "VGG19", no_application)
+    again, again_preprocessing = vgg._pretrained_conv_weights("vgg19", str(path), keep=True)
+    assert again_preprocessing == preprocessing == "caffe" and sorted(again) == sorted(first)
+    for name in first:
+        for got, want in zip(again[name], first[name]):
+            np.testing.assert_array_equal(got, want)
+    # a changed file (here: its modification time) is read again through the application
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    try:
+        with pytest.raises(VGGWeightsError, match="the application was built"):
+            vgg._pretrained_conv_weights("vgg19", str(path), keep=True)
+    finally:
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    # a truncated kept file is replaced, with a warning
+    kept.write_bytes(kept.read_bytes()[:1000])
+    monkeypatch.undo()
+    monkeypatch.setenv("KERAS_SCFT_CACHE", str(tmp_path / "cache"))
+    with pytest.warns(UserWarning, match="unreadable"):
+        replaced, _ = vgg._pretrained_conv_weights("vgg19", str(path), keep=True)
+    np.testing.assert_array_equal(replaced["block3_conv2"][1], first["block3_conv2"][1])
+    assert kept.stat().st_size > 1000
 
 
 def test_weights_file_of_another_architecture_is_a_clear_error(keras_applications_vgg19_file):
