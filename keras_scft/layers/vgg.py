@@ -216,7 +216,7 @@ def build_vgg_features(
     if weights is None:
         convs, preprocessing = None, "caffe"
     else:
-        named = weights == "imagenet"  # named sources keep their conv weights in the cache
+        named = weights in ("imagenet", "lpips")  # named sources keep their conv weights in the cache
         if weights == "lpips":
             if arch != "vgg16":
                 raise ValueError(
@@ -224,7 +224,6 @@ def build_vgg_features(
                     "(or a local keras.applications weights file) for vgg19"
                 )
             weights = lpips_vgg16_weights()[0]
-            named = True
         elif weights != "imagenet" and not Path(weights).is_file():
             raise ValueError(
                 f'weights must be "imagenet", "lpips", None or a weights file; {weights} is not a file'

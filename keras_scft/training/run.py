@@ -345,7 +345,7 @@ def train(recipe: dict, resume: bool = True, progress: bool = True, processes: P
     if out_cfg["tensorboard"] and chief:
         callbacks += _tensorboard(run_dir / "logs")
     wall = time.perf_counter()
-    seconds_to_fit = wall - started  # data, model, augmentation and validation set ready
+    phases["fit"] = wall - started  # data, model, augmentation and validation set ready
     validated = validation_epochs(epochs, per_epoch, validate_every) if validation is not None else []
     history = model.fit(train_data, epochs=epochs, initial_epoch=start // per_epoch, steps_per_epoch=per_epoch,
                         validation_data=validation if validated else None, validation_batch_size=validation_batch,
@@ -361,7 +361,7 @@ def train(recipe: dict, resume: bool = True, progress: bool = True, processes: P
     final = {k: float(v[-1]) for k, v in history.history.items() if v}
     final.update(steps=total, resumed_from=start, wall_seconds=wall, backend=backend,
                  train_img_per_s_median=sorted(speed.history)[len(speed.history) // 2] if speed.history else None,
-                 seconds_to_first_step=speed.first_step_seconds, seconds_to_fit=seconds_to_fit,
+                 seconds_to_first_step=speed.first_step_seconds,
                  **{f"seconds_to_{part}": seconds for part, seconds in phases.items()},
                  checkpoint_seconds=checkpointer.seconds, validation_seconds=speed.validation_seconds,
                  sample_seconds=grids.seconds if grids else 0.0,
@@ -373,7 +373,7 @@ def train(recipe: dict, resume: bool = True, progress: bool = True, processes: P
     if scratch is not None:
         scratch.cleanup()
     first = "" if speed.first_step_seconds is None else (
-        f" (training began {seconds_to_fit:.1f} s after the start; the first training call ended at "
+        f" (training began {phases['fit']:.1f} s after the start; the first training call ended at "
         f"{speed.first_step_seconds:.1f} s, compilation included)")
     _say((f"done: {run_dir / 'generator.keras'}" if chief else
           f"done (worker {placement.worker}; the chief wrote {run_dir})") + first)
