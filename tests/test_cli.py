@@ -205,3 +205,24 @@ def test_python_dash_m_runs_the_cli():
     result = subprocess.run([sys.executable, "-m", "keras_scft", "--help"], check=False, capture_output=True,
                             text=True, timeout=60, cwd=REPO)
     assert result.returncode == 0 and "colorize" in result.stdout
+
+
+@pytest.mark.parametrize("given, seen", [(None, "false"), ("true", "true")])
+def test_train_leaves_gpu_memory_unreserved_unless_told(monkeypatch, given, seen):
+    """JAX reads XLA_PYTHON_CLIENT_PREALLOCATE when it makes its GPU client: the train command
+    sets "false" before training starts, and keeps a value the user set."""
+    import os
+
+    from keras_scft.training import run as training_run
+
+    values = []
+    monkeypatch.setattr(training_run, "train",
+                        lambda *args, **kwargs: values.append(os.environ.get("XLA_PYTHON_CLIENT_PREALLOCATE")) or {})
+    if given is None:
+        monkeypatch.delenv("XLA_PYTHON_CLIENT_PREALLOCATE", raising=False)
+    else:
+        monkeypatch.setenv("XLA_PYTHON_CLIENT_PREALLOCATE", given)
+    ok(run("train", REPO / "recipes" / "openmoji.json", "--quiet"))
+    assert values == [seen]
+    help_text = ok(run("train", "--help")).output
+    assert "XLA_PYTHON_CLIENT_PREALLOCATE" in help_text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -19,6 +20,10 @@ Several machines: run the same command on every machine with -o
 distribution.strategy=multi_worker. TensorFlow workers read the TF_CONFIG environment
 variable; JAX processes take the three options below (or find them under Slurm or Open
 MPI). output.dir must be a folder every machine sees (see README).
+
+On JAX, GPU memory is allocated as the run needs it (XLA_PYTHON_CLIENT_PREALLOCATE=false
+unless set): JAX's default, reserving 75% of the GPU at the first transfer, costs ~1.5 s
+of every start on an H200. Set XLA_PYTHON_CLIENT_PREALLOCATE=true to reserve it anyway.
 
 \b
 Recipe fields (dotted name = default):
@@ -45,6 +50,8 @@ Recipe fields (dotted name = default):
                    "(default: $KERAS_DISTRIBUTION_PROCESS_ID or the cluster's).")
 def train_command(recipe: str, overrides: tuple[str, ...], resume: bool, quiet: bool, coordinator: str | None,
                   num_processes: int | None, process_id: int | None) -> None:
+    # Read when JAX creates its GPU client, at the first transfer: nothing has made one yet.
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     try:
         config = load_recipe(recipe, list(overrides))
     except RecipeError as error:
