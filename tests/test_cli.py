@@ -1,6 +1,7 @@
 """The keras-scft command line, driven through click's CliRunner on a tiny model."""
 
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -211,8 +212,6 @@ def test_python_dash_m_runs_the_cli():
 def test_train_leaves_gpu_memory_unreserved_unless_told(monkeypatch, given, seen):
     """JAX reads XLA_PYTHON_CLIENT_PREALLOCATE when it makes its GPU client: the train command
     sets "false" before training starts, and keeps a value the user set."""
-    import os
-
     from keras_scft.training import run as training_run
 
     values = []

@@ -22,7 +22,7 @@ variable; JAX processes take the three options below (or find them under Slurm o
 MPI). output.dir must be a folder every machine sees (see README).
 
 On JAX, GPU memory is allocated as the run needs it (XLA_PYTHON_CLIENT_PREALLOCATE=false
-unless set): JAX's default, reserving 75% of the GPU at the first transfer, costs ~1.5 s
+unless set): JAX's default, reserving 75% of the GPU at the first transfer, cost 1.3-2.3 s
 of every start on an H200. Set XLA_PYTHON_CLIENT_PREALLOCATE=true to reserve it anyway.
 
 \b
