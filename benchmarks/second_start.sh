@@ -6,7 +6,8 @@
 # (OUT/second_start.prof, read with `python -m pstats`). Prints, per run, the process's wall
 # time and, from final_metrics.json, seconds_to_fit (train() entered -> fit starts: data,
 # model, validation set) and seconds_to_first_step (-> end of the first training call), and
-# when the set-up's parts ended (seconds_to_data, _model, _validation_examples).
+# when the set-up's parts ended (seconds_to_data, _model, _validation_examples), and whether
+# the kept train step was loaded during the set-up (train_step_preloaded).
 #
 #   KERAS_BACKEND=jax bash benchmarks/second_start.sh OUT [RECIPE] [-o field=value ...]
 #
@@ -43,7 +44,8 @@ print(f"run {run} ({label}): rc {rc}, process {float(end) - float(start):.1f} s,
       f"seconds_to_fit {final.get('seconds_to_fit', float('nan')):.1f}, "
       f"seconds_to_first_step {final.get('seconds_to_first_step') or float('nan'):.1f} "
       f"(data ready {final.get('seconds_to_data', float('nan')):.1f}, model {final.get('seconds_to_model', float('nan')):.1f}, "
-      f"validation examples {final.get('seconds_to_validation_examples', float('nan')):.1f})")
+      f"validation examples {final.get('seconds_to_validation_examples', float('nan')):.1f}; "
+      f"train step preloaded: {final.get('train_step_preloaded')})")
 PY
 done
 rm -rf "$RUNS"

@@ -11,6 +11,11 @@ model's, its layers' and its optimizers' classes; the model's config and compile
 dtype policy and floatx; the versions of jax, jaxlib and keras; jax's numerics flags; the
 platform; and the arguments' structure, shapes and dtypes. A changed file, setting or shape
 gives another key, so a stale program is never run.
+
+The key needs the built model, so the kept program's executable (JAX's compilation cache) would
+load only at the first call, after the model build. :meth:`ExportedStepCache.preload` starts that
+load in a thread before the build, for the key that the same run settings had last time (an
+index file per settings fingerprint); the first call uses it only if its key is the real one.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+import threading
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -82,14 +88,18 @@ def step_key(material: dict, specs) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=repr).encode()).hexdigest()[:32]
 
 
-def _placed_jit(step: Callable, state) -> Callable:
-    """``step`` jitted (state donated) with the placement of ``state``'s first array for all its
-    arguments and results. The exported program commits its results to the device; without one
-    placement, jit compiles (or loads) a program per placement of the arguments (fresh variables
-    and numpy batches, then committed step outputs, then a mix), each a second or more of a
-    start and 14-16 s of a cold one."""
+def _placement(state) -> jax.sharding.Sharding:
+    """Where ``state``'s first array is (the first device for host arrays)."""
     placement = getattr(jax.tree.leaves(state)[0], "sharding", None)
-    placement = placement or jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    return placement or jax.sharding.SingleDeviceSharding(jax.devices()[0])
+
+
+def _placed_jit(step: Callable, placement: jax.sharding.Sharding) -> Callable:
+    """``step`` jitted (state donated) with ``placement`` for all its arguments and results. The
+    exported program commits its results to the device; without one placement, jit compiles
+    (or loads) a program per placement of the arguments (fresh variables and numpy batches,
+    then committed step outputs, then a mix), each a second or more of a start and 14-16 s of
+    a cold one."""
     return jax.jit(step, donate_argnums=0, in_shardings=placement, out_shardings=placement)
 
 
@@ -100,21 +110,28 @@ def placed(step: Callable) -> Callable:
 
     def call(state, data):
         if not programs:
-            programs.append(_placed_jit(step, state))
+            programs.append(_placed_jit(step, _placement(state)))
         return programs[0](state, data)
 
     return call
 
 
 class ExportedStepCache:
-    """A folder of exported train steps, one file per key (``train_step-<key>.jaxexport``).
+    """A folder of exported train steps, one file per key (``train_step-<key>.jaxexport``), and
+    per settings fingerprint the key it last had (``settings-<fingerprint>.key``).
 
     Args:
         folder: where the files go (created when the first is written).
+
+    Attributes:
+        preloaded: True once a step ran the program :meth:`preload` loaded.
     """
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
+        self.preloaded = False
+        self._fingerprint: str | None = None
+        self._loading: tuple[threading.Thread, list] | None = None
 
     @staticmethod
     def applies(model: keras.Model) -> bool:
@@ -125,6 +142,61 @@ class ExportedStepCache:
 
     def path(self, key: str) -> Path:
         return self.folder / f"train_step-{key}.jaxexport"
+
+    def index_path(self, fingerprint: str) -> Path:
+        return self.folder / f"settings-{fingerprint}.key"
+
+    def preload(self, fingerprint: str) -> None:
+        """Start loading, in a thread, the program kept for the key ``fingerprint`` (a hash of the
+        run's settings) had last time: its executable then loads while the caller builds the
+        model. The first call uses it if its key is that key, and records its key for the
+        fingerprint either way. Nothing happens when the index or its file is missing; a
+        failed load is left to the first call (which reads or traces the step as usual)."""
+        self._fingerprint = fingerprint
+        try:
+            key = self.index_path(fingerprint).read_text().strip()
+        except OSError:
+            return
+        path, loaded = self.path(key), []
+        if not path.exists():
+            return
+
+        def load():
+            try:
+                exported = jax.export.deserialize(bytearray(path.read_bytes()))
+                specs = [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in exported.in_avals]
+                args, kwargs = jax.tree.unflatten(exported.in_tree, specs)
+                placement = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+                loaded.append((key, placement, _placed_jit(exported.call, placement).lower(*args, **kwargs).compile()))
+            except Exception:  # noqa: BLE001 (the first call reports what is wrong with the file)
+                pass
+
+        thread = threading.Thread(target=load, name="keras_scft-preload-step", daemon=True)
+        thread.start()
+        self._loading = (thread, loaded)
+
+    def _take_preloaded(self, key: str, state) -> Callable | None:
+        """The preloaded program if it was loaded for ``key`` and ``state``'s placement."""
+        if self._loading is None:
+            return None
+        thread, loaded = self._loading
+        self._loading = None
+        thread.join()
+        if not loaded:
+            return None
+        loaded_key, placement, program = loaded[0]
+        return program if loaded_key == key and placement == _placement(state) else None
+
+    def _remember(self, key: str) -> None:
+        """Record ``key`` as the last one of the preload fingerprint, if it changed."""
+        if self._fingerprint is None:
+            return
+        index = self.index_path(self._fingerprint)
+        try:
+            if not index.exists() or index.read_text().strip() != key:
+                write_atomic(index, key.encode())
+        except OSError as error:
+            warnings.warn(f"could not record the kept train step's key in {index}: {error}", stacklevel=4)
 
     def wrap(self, step: Callable, material: Callable[[], dict]) -> Callable:
         """``step(state, data) -> (logs, state)`` jitted (state donated) through the kept
@@ -147,7 +219,12 @@ class ExportedStepCache:
 
     def _program(self, step: Callable, material: dict, state, data) -> Callable:
         specs = jax.tree.map(_spec, (state, data))
-        path = self.path(step_key(material, specs))
+        key = step_key(material, specs)
+        program = self._take_preloaded(key, state)
+        if program is not None:
+            self.preloaded = True
+            return program
+        path = self.path(key)
         exported = self._read(path)
         if exported is None:
             try:
@@ -161,7 +238,9 @@ class ExportedStepCache:
                 write_atomic(path, exported.serialize())
             except OSError as error:
                 warnings.warn(f"could not keep the exported train step in {path}: {error}", stacklevel=3)
-        return _placed_jit(exported.call, state)
+                return _placed_jit(exported.call, _placement(state))
+        self._remember(key)
+        return _placed_jit(exported.call, _placement(state))
 
     @staticmethod
     def _read(path: Path) -> jax.export.Exported | None:

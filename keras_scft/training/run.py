@@ -26,11 +26,13 @@ scratch folder of their own, deleted at the end.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import keras
 
@@ -49,6 +51,9 @@ from keras_scft.training.callbacks import (Checkpointer, NonFiniteLossError, Sam
                                            Throughput)
 from keras_scft.training.checkpoints import list_checkpoints, load_latest
 from keras_scft.utils.paths import cache_dir
+
+if TYPE_CHECKING:
+    from keras_scft.steps.exported import ExportedStepCache
 
 VALIDATION_EXAMPLES = 64
 
@@ -135,12 +140,20 @@ def _enable_compile_cache(setting: str | None) -> None:
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
-def _attach_step_cache(model: ColorizerModel, setting: str | None) -> None:
+def _step_cache(recipe: dict, placement: Placement) -> ExportedStepCache | None:
+    """JAX, one process, no Keras distribution: the folder of kept train steps, already loading
+    (in a thread) the one these settings had last time. The fingerprint is the recipe without
+    its output section, name and description, which do not change the step."""
+    setting = recipe["output"]["step_cache"]
     if keras.backend.backend() != "jax" or setting == "off":
-        return
+        return None
     from keras_scft.steps.exported import ExportedStepCache
 
-    model.step_cache = ExportedStepCache(setting or cache_dir("jax_steps"))
+    cache = ExportedStepCache(setting or cache_dir("jax_steps"))
+    if placement.workers == 1 and keras.distribution.distribution() is None:
+        settings = {k: v for k, v in recipe.items() if k not in ("output", "name", "description")}
+        cache.preload(hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:32])
+    return cache
 
 
 def _write_json(path: Path, payload) -> None:
@@ -243,6 +256,7 @@ def train(recipe: dict, resume: bool = True, progress: bool = True, processes: P
         raise RecipeError('recipe field "augment.where": "data" runs the augmentation in tf.data and '
                           f'needs the tensorflow backend (running {backend}); use "step" or "auto"')
     placement = _place(recipe, where, processes)
+    step_cache = _step_cache(recipe, placement)  # loads the kept train step while data and model are made
     if train_cfg["mixed_precision"]:
         keras.config.set_dtype_policy("mixed_bfloat16")
 
@@ -291,7 +305,7 @@ def train(recipe: dict, resume: bool = True, progress: bool = True, processes: P
             start, model = 0, build_model(recipe, augment_in_step=where == "step")
     placement.check_same(start, "the step to resume from")
     phases["model"] = time.perf_counter() - started
-    _attach_step_cache(model, out_cfg["step_cache"])
+    model.step_cache = step_cache
     note = placement.prepare_model(model)
     if start % per_epoch:
         raise RecipeError(f"checkpoint step {start} is not a multiple of the log interval {per_epoch}; "
@@ -366,6 +380,8 @@ def train(recipe: dict, resume: bool = True, progress: bool = True, processes: P
                  checkpoint_seconds=checkpointer.seconds, validation_seconds=speed.validation_seconds,
                  sample_seconds=grids.seconds if grids else 0.0,
                  sample_first_seconds=grids.first_seconds if grids else None)
+    if step_cache is not None:
+        final["train_step_preloaded"] = step_cache.preloaded
     _save_generator(model, writes / "generator.keras")
     if chief:
         _write_json(run_dir / "final_metrics.json", final)

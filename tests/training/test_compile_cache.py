@@ -42,6 +42,8 @@ def test_second_run_reuses_the_compiled_step(tmp_path, sample_dir):
     second = _train(tmp_path, sample_dir, "second", str(cache), str(steps))
     # the second process computed the same key and loaded the file: nothing new, nothing rewritten
     assert list(steps.glob("train_step-*.jaxexport")) == [kept] and kept.stat().st_mtime_ns == written
+    # the second start loaded the kept program while it built the model, and ran it
+    assert not first["train_step_preloaded"] and second["train_step_preloaded"]
     for key in ("loss_g", "loss_d", "rec"):  # the loaded step trains as the exported one did
         assert second[key] == first[key], key
     print(f"seconds to the first training call: {first['seconds_to_first_step']:.1f} cold, "
