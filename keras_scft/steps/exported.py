@@ -147,10 +147,10 @@ class ExportedStepCache:
         return self.folder / f"settings-{fingerprint}.key"
 
     def preload(self, fingerprint: str) -> None:
-        """Start loading, in a thread, the program kept for the key ``fingerprint`` (a hash of the
-        run's settings) had last time: its executable then loads while the caller builds the
-        model. The first call uses it if its key is that key, and records its key for the
-        fingerprint either way. Nothing happens when the index or its file is missing; a
+        """Start loading, in a thread, the program kept under the key that ``fingerprint`` (a hash
+        of the run's settings) had last time: its executable then loads while the caller builds
+        the model. The first call runs it if its own key is that one, and records its key for
+        the fingerprint either way. Nothing happens when the index or its file is missing; a
         failed load is left to the first call (which reads or traces the step as usual)."""
         self._fingerprint = fingerprint
         try:
