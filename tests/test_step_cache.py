@@ -85,12 +85,12 @@ def test_a_preloaded_step_runs_when_its_key_is_the_one_its_settings_had(tmp_path
     from keras_scft.steps.exported import ExportedStepCache
 
     first = ExportedStepCache(tmp_path)
-    first.preload("abc")  # no index yet: nothing to load
+    first.preload({"recipe": "abc"})  # no index yet: nothing to load
     expected = _toy_run(first)
     (kept,) = _files(tmp_path)
-    assert not first.preloaded and kept.name == f"train_step-{(tmp_path / 'settings-abc.key').read_text()}.jaxexport"
+    assert not first.preloaded and kept.name == f"train_step-{first.index_path({'recipe': 'abc'}).read_text()}.jaxexport"
     second = ExportedStepCache(tmp_path)  # the next start with the same settings
-    second.preload("abc")
+    second.preload({"recipe": "abc"})
     monkeypatch.setattr(second, "_read", lambda path: pytest.fail(f"{path} read at the first call"))
     total, state = _toy_run(second)
     assert second.preloaded and total == expected[0]
@@ -100,13 +100,13 @@ def test_a_preloaded_step_runs_when_its_key_is_the_one_its_settings_had(tmp_path
 def test_a_preload_of_another_key_is_not_used_and_the_index_follows_the_real_key(tmp_path):
     from keras_scft.steps.exported import ExportedStepCache
 
-    index = tmp_path / "settings-abc.key"
     first = ExportedStepCache(tmp_path)
-    first.preload("abc")
+    index = first.index_path({"recipe": "abc"})
+    first.preload({"recipe": "abc"})
     _toy_run(first, {"toy": 1})
     old_key = index.read_text()
     second = ExportedStepCache(tmp_path)
-    second.preload("abc")  # loads the program of {"toy": 1}; the step's key is now another
+    second.preload({"recipe": "abc"})  # loads the program of {"toy": 1}; the step's key is now another
     assert _toy_run(second, {"toy": 2})[0] == 11.0 and not second.preloaded
     assert index.read_text() != old_key and len(_files(tmp_path)) == 2
 
@@ -115,12 +115,12 @@ def test_a_preload_of_an_unreadable_file_leaves_it_to_the_first_call(tmp_path):
     from keras_scft.steps.exported import ExportedStepCache
 
     first = ExportedStepCache(tmp_path)
-    first.preload("abc")
+    first.preload({"recipe": "abc"})
     expected = _toy_run(first)
     (kept,) = _files(tmp_path)
     kept.write_bytes(b"not an exported program")
     second = ExportedStepCache(tmp_path)
-    second.preload("abc")
+    second.preload({"recipe": "abc"})
     with pytest.warns(UserWarning, match="unreadable"):
         assert _toy_run(second)[0] == expected[0]
     assert not second.preloaded and kept.read_bytes() != b"not an exported program"

@@ -141,6 +141,11 @@ def _keep_convs(path: Path, convs: dict[str, list[np.ndarray]]) -> None:
         warnings.warn(f"could not keep the VGG conv weights in {path}: {error}", stacklevel=4)
 
 
+def _not_a_weights_file(arch: str, weights: str, err: Exception) -> VGGWeightsError:
+    return VGGWeightsError(f"{weights} is not a keras.applications {arch.upper()}(include_top=False) weights "
+                           f"file ({err}); check the file and the arch argument")
+
+
 def _application_conv_weights(arch: str, weights: str) -> dict[str, list[np.ndarray]]:
     """The conv weights of keras.applications' VGG (``include_top=False``) loaded from ``weights``."""
     application = {"vgg16": keras.applications.VGG16, "vgg19": keras.applications.VGG19}[arch]
@@ -154,10 +159,7 @@ def _application_conv_weights(arch: str, weights: str) -> dict[str, list[np.ndar
                 f"download {arch}_weights_tf_dim_ordering_tf_kernels_notop.h5 elsewhere and pass its "
                 "path as weights=..."
             ) from err
-        raise VGGWeightsError(
-            f"{weights} is not a keras.applications {arch.upper()}(include_top=False) weights file "
-            f"({err}); check the file and the arch argument"
-        ) from err
+        raise _not_a_weights_file(arch, weights, err) from err
     return {layer.name: layer.get_weights() for layer in source.layers if "_conv" in layer.name}
 
 
@@ -173,8 +175,7 @@ def _pretrained_conv_weights(arch: str, weights: str, keep: bool = False) -> tup
     try:
         preprocessing = "caffe" if weights == "imagenet" else _preprocessing_of_file(weights)
     except Exception as err:  # noqa: BLE001 (h5py: not an HDF5 file, or unreadable)
-        raise VGGWeightsError(f"{weights} is not a keras.applications {arch.upper()}(include_top=False) weights "
-                              f"file ({err}); check the file and the arch argument") from err
+        raise _not_a_weights_file(arch, weights, err) from err
     kept = _kept_convs_path(arch, weights) if keep else None
     convs = _read_kept_convs(kept) if kept else None
     if convs is None:

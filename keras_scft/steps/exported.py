@@ -81,17 +81,24 @@ def _spec(x) -> jax.ShapeDtypeStruct:
     return jax.ShapeDtypeStruct(np.shape(x), x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype)
 
 
+def _digest(payload: dict) -> str:
+    """32 hex digits of a JSON-ready dict (other values by their repr)."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=repr).encode()).hexdigest()[:32]
+
+
 def step_key(material: dict, specs) -> str:
     """32 hex digits from the material and the argument specs (structure, shapes, dtypes)."""
     leaves, treedef = jax.tree.flatten(specs)
-    payload = {**material, "tree": str(treedef), "avals": [(list(s.shape), str(s.dtype)) for s in leaves]}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=repr).encode()).hexdigest()[:32]
+    return _digest({**material, "tree": str(treedef), "avals": [(list(s.shape), str(s.dtype)) for s in leaves]})
+
+
+def _first_device() -> jax.sharding.Sharding:
+    return jax.sharding.SingleDeviceSharding(jax.devices()[0])
 
 
 def _placement(state) -> jax.sharding.Sharding:
     """Where ``state``'s first array is (the first device for host arrays)."""
-    placement = getattr(jax.tree.leaves(state)[0], "sharding", None)
-    return placement or jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    return getattr(jax.tree.leaves(state)[0], "sharding", None) or _first_device()
 
 
 def _placed_jit(step: Callable, placement: jax.sharding.Sharding) -> Callable:
@@ -118,7 +125,7 @@ def placed(step: Callable) -> Callable:
 
 class ExportedStepCache:
     """A folder of exported train steps, one file per key (``train_step-<key>.jaxexport``), and
-    per settings fingerprint the key it last had (``settings-<fingerprint>.key``).
+    per digest of run settings the key they last had (``settings-<digest>.key``).
 
     Args:
         folder: where the files go (created when the first is written).
@@ -130,7 +137,7 @@ class ExportedStepCache:
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
         self.preloaded = False
-        self._fingerprint: str | None = None
+        self._index: Path | None = None  # preload's settings file
         self._loading: tuple[threading.Thread, list] | None = None
 
     @staticmethod
@@ -143,18 +150,19 @@ class ExportedStepCache:
     def path(self, key: str) -> Path:
         return self.folder / f"train_step-{key}.jaxexport"
 
-    def index_path(self, fingerprint: str) -> Path:
-        return self.folder / f"settings-{fingerprint}.key"
+    def index_path(self, settings: dict) -> Path:
+        return self.folder / f"settings-{_digest(settings)}.key"
 
-    def preload(self, fingerprint: str) -> None:
-        """Start loading, in a thread, the program kept under the key that ``fingerprint`` (a hash
-        of the run's settings) had last time: its executable then loads while the caller builds
-        the model. The first call runs it if its own key is that one, and records its key for
-        the fingerprint either way. Nothing happens when the index or its file is missing; a
-        failed load is left to the first call (which reads or traces the step as usual)."""
-        self._fingerprint = fingerprint
+    def preload(self, settings: dict) -> None:
+        """Start loading, in a thread, the program kept under the key that the same ``settings``
+        (JSON-ready: what decides the step besides the code, e.g. a recipe without its output
+        section) had last time: its executable then loads while the caller builds the model.
+        The first call runs it if its own key is that one, and records its key for these
+        settings either way. Nothing happens when the index or its file is missing; a failed
+        load is left to the first call (which reads or traces the step as usual)."""
+        self._index = self.index_path(settings)
         try:
-            key = self.index_path(fingerprint).read_text().strip()
+            key = self._index.read_text().strip()
         except OSError:
             return
         path, loaded = self.path(key), []
@@ -166,7 +174,7 @@ class ExportedStepCache:
                 exported = jax.export.deserialize(bytearray(path.read_bytes()))
                 specs = [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in exported.in_avals]
                 args, kwargs = jax.tree.unflatten(exported.in_tree, specs)
-                placement = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+                placement = _first_device()
                 loaded.append((key, placement, _placed_jit(exported.call, placement).lower(*args, **kwargs).compile()))
             except Exception:  # noqa: BLE001 (the first call reports what is wrong with the file)
                 pass
@@ -188,10 +196,10 @@ class ExportedStepCache:
         return program if loaded_key == key and placement == _placement(state) else None
 
     def _remember(self, key: str) -> None:
-        """Record ``key`` as the last one of the preload fingerprint, if it changed."""
-        if self._fingerprint is None:
+        """Record ``key`` as the last one of the preloaded settings, if it changed and is kept."""
+        index = self._index
+        if index is None or not self.path(key).exists():
             return
-        index = self.index_path(self._fingerprint)
         try:
             if not index.exists() or index.read_text().strip() != key:
                 write_atomic(index, key.encode())
@@ -238,7 +246,6 @@ class ExportedStepCache:
                 write_atomic(path, exported.serialize())
             except OSError as error:
                 warnings.warn(f"could not keep the exported train step in {path}: {error}", stacklevel=3)
-                return _placed_jit(exported.call, _placement(state))
         self._remember(key)
         return _placed_jit(exported.call, _placement(state))
 

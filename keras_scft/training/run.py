@@ -26,7 +26,6 @@ scratch folder of their own, deleted at the end.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -142,8 +141,8 @@ def _enable_compile_cache(setting: str | None) -> None:
 
 def _step_cache(recipe: dict, placement: Placement) -> ExportedStepCache | None:
     """JAX, one process, no Keras distribution: the folder of kept train steps, already loading
-    (in a thread) the one these settings had last time. The fingerprint is the recipe without
-    its output section, name and description, which do not change the step."""
+    (in a thread) the one these settings had last time: the recipe without its output section,
+    name and description, which do not change the step."""
     setting = recipe["output"]["step_cache"]
     if keras.backend.backend() != "jax" or setting == "off":
         return None
@@ -151,8 +150,7 @@ def _step_cache(recipe: dict, placement: Placement) -> ExportedStepCache | None:
 
     cache = ExportedStepCache(setting or cache_dir("jax_steps"))
     if placement.workers == 1 and keras.distribution.distribution() is None:
-        settings = {k: v for k, v in recipe.items() if k not in ("output", "name", "description")}
-        cache.preload(hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:32])
+        cache.preload({k: v for k, v in recipe.items() if k not in ("output", "name", "description")})
     return cache
 
 
