@@ -97,7 +97,11 @@ def test_a_preloaded_step_runs_when_its_key_is_the_one_its_settings_had(tmp_path
     np.testing.assert_array_equal(state, expected[1])
 
 
-def test_a_preload_of_another_key_is_not_used_and_the_index_follows_the_real_key(tmp_path):
+def test_a_preload_of_another_key_is_neither_waited_for_nor_used_and_the_index_follows(tmp_path, monkeypatch):
+    import threading
+
+    import jax
+
     from keras_scft.steps.exported import ExportedStepCache
 
     first = ExportedStepCache(tmp_path)
@@ -105,10 +109,42 @@ def test_a_preload_of_another_key_is_not_used_and_the_index_follows_the_real_key
     first.preload({"recipe": "abc"})
     _toy_run(first, {"toy": 1})
     old_key = index.read_text()
+    release, deserialize = threading.Event(), jax.export.deserialize
+
+    def held(data):  # the preload thread's load stays unfinished until the first call is done
+        if threading.current_thread().name == "keras_scft-preload-step":
+            release.wait(60)
+        return deserialize(data)
+
+    monkeypatch.setattr(jax.export, "deserialize", held)
     second = ExportedStepCache(tmp_path)
     second.preload({"recipe": "abc"})  # loads the program of {"toy": 1}; the step's key is now another
-    assert _toy_run(second, {"toy": 2})[0] == 11.0 and not second.preloaded
+    try:
+        assert _toy_run(second, {"toy": 2})[0] == 11.0 and not second.preloaded
+        assert any(t.name == "keras_scft-preload-step" and t.is_alive() for t in threading.enumerate())
+    finally:
+        release.set()
     assert index.read_text() != old_key and len(_files(tmp_path)) == 2
+
+
+def test_the_index_is_another_after_an_upgrade_or_an_edit_of_the_package(tmp_path, monkeypatch):
+    """So a start after either finds no index, instead of loading a program of the old key whose
+    executable may no longer be in JAX's compilation cache (a full compile for nothing)."""
+    from keras_scft.steps import exported
+
+    cache = exported.ExportedStepCache(tmp_path)
+    index = cache.index_path({"recipe": "abc"})
+    assert cache.index_path({"recipe": "abc"}) == index != cache.index_path({"recipe": "abd"})
+    monkeypatch.setattr(keras, "__version__", keras.__version__ + "+other")
+    assert cache.index_path({"recipe": "abc"}) != index
+    monkeypatch.undo()
+    package = tmp_path / "package"
+    package.mkdir()
+    (package / "layers.py").write_text("A = 1\n")
+    monkeypatch.setattr(exported, "_PACKAGE", package)
+    before = cache.index_path({"recipe": "abc"})
+    (package / "layers.py").write_text("A = 2\n")
+    assert cache.index_path({"recipe": "abc"}) != before
 
 
 def test_a_preload_of_an_unreadable_file_leaves_it_to_the_first_call(tmp_path):

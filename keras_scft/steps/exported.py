@@ -15,7 +15,8 @@ gives another key, so a stale program is never run.
 The key needs the built model, so the kept program's executable (JAX's compilation cache) would
 load only at the first call, after the model build. :meth:`ExportedStepCache.preload` starts that
 load in a thread before the build, for the key that the same run settings had last time (an
-index file per settings fingerprint); the first call uses it only if its key is the real one.
+index file per fingerprint of the settings, keras_scft's sources and the library versions); the
+first call uses it only if its key is the real one, and does not wait for it otherwise.
 """
 
 from __future__ import annotations
@@ -56,17 +57,25 @@ def _source_files(model: keras.Model) -> list[Path]:
     return sorted(files)
 
 
-def key_material(model: keras.Model) -> dict:
-    """What the traced train step depends on, besides its arguments (JSON-ready)."""
-    sources = hashlib.sha256()
-    for path in _source_files(model):
-        sources.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+def _files_digest(paths: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _versions() -> dict:
     import jaxlib
 
+    return {"jax": jax.__version__, "jaxlib": jaxlib.__version__, "keras": keras.__version__}
+
+
+def key_material(model: keras.Model) -> dict:
+    """What the traced train step depends on, besides its arguments (JSON-ready)."""
     return {
         "format": FORMAT,
-        "versions": {"jax": jax.__version__, "jaxlib": jaxlib.__version__, "keras": keras.__version__},
-        "sources": sources.hexdigest(),
+        "versions": _versions(),
+        "sources": _files_digest(_source_files(model)),
         "class": f"{type(model).__module__}.{type(model).__qualname__}",
         "config": model.get_config(),
         "compile": model.get_compile_config(),
@@ -138,7 +147,7 @@ class ExportedStepCache:
         self.folder = Path(folder)
         self.preloaded = False
         self._index: Path | None = None  # preload's settings file
-        self._loading: tuple[threading.Thread, list] | None = None
+        self._loading: tuple[str, threading.Thread, list] | None = None  # key, thread, its result
 
     @staticmethod
     def applies(model: keras.Model) -> bool:
@@ -151,7 +160,13 @@ class ExportedStepCache:
         return self.folder / f"train_step-{key}.jaxexport"
 
     def index_path(self, settings: dict) -> Path:
-        return self.folder / f"settings-{_digest(settings)}.key"
+        """The settings' index file, named by a digest of the settings and of what the key
+        depends on that is known before the model is built (keras_scft's sources, the versions
+        of jax, jaxlib and keras): after an upgrade or an edit the preload finds no index,
+        rather than loading a stale program whose executable is no longer cached."""
+        package = _files_digest(sorted(_PACKAGE.rglob("*.py")))
+        fingerprint = {"settings": settings, "format": FORMAT, "versions": _versions(), "package": package}
+        return self.folder / f"settings-{_digest(fingerprint)}.key"
 
     def preload(self, settings: dict) -> None:
         """Start loading, in a thread, the program kept under the key that the same ``settings``
@@ -175,25 +190,28 @@ class ExportedStepCache:
                 specs = [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in exported.in_avals]
                 args, kwargs = jax.tree.unflatten(exported.in_tree, specs)
                 placement = _first_device()
-                loaded.append((key, placement, _placed_jit(exported.call, placement).lower(*args, **kwargs).compile()))
+                loaded.append((placement, _placed_jit(exported.call, placement).lower(*args, **kwargs).compile()))
             except Exception:  # noqa: BLE001 (the first call reports what is wrong with the file)
                 pass
 
         thread = threading.Thread(target=load, name="keras_scft-preload-step", daemon=True)
         thread.start()
-        self._loading = (thread, loaded)
+        self._loading = (key, thread, loaded)
 
     def _take_preloaded(self, key: str, state) -> Callable | None:
-        """The preloaded program if it was loaded for ``key`` and ``state``'s placement."""
+        """The preloaded program if it was loaded for ``key`` and ``state``'s placement. A
+        preload of another key is not waited for (its thread, a daemon, finishes unused)."""
         if self._loading is None:
             return None
-        thread, loaded = self._loading
+        loading_key, thread, loaded = self._loading
         self._loading = None
+        if loading_key != key:
+            return None
         thread.join()
         if not loaded:
             return None
-        loaded_key, placement, program = loaded[0]
-        return program if loaded_key == key and placement == _placement(state) else None
+        placement, program = loaded[0]
+        return program if placement == _placement(state) else None
 
     def _remember(self, key: str) -> None:
         """Record ``key`` as the last one of the preloaded settings, if it changed and is kept."""
