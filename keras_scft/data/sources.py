@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from keras_scft.data.header_cache import known_readable, remember_readable
 from keras_scft.data.io import (
     IMAGE_EXTENSIONS,
     UnreadableImageError,
@@ -142,14 +143,22 @@ class ImageSource:
         self._skipped[path] = reason
 
     def _readable(self, paths: list[Path]) -> list[Path]:
-        """``paths`` without the files whose image header cannot be parsed."""
-        readable = []
+        """``paths`` without the files whose image header cannot be parsed (files that passed
+        before and have not changed are not opened again: :mod:`keras_scft.data.header_cache`)."""
+        known = known_readable(paths)
+        readable, checked = [], []
         for path in paths:
+            if path in known:
+                readable.append(path)
+                continue
             try:
                 check_image_header(path)
                 readable.append(path)
+                checked.append(path)
             except (UnreadableImageError, OSError) as error:
                 self._skip(path, str(error))
+        if checked:
+            remember_readable(checked)
         self.files.extend(readable)
         return readable
 
@@ -261,13 +270,13 @@ class OpenMojiSource(ImageSource):
         self.manifest = read_manifest(self.root)
         self.has_sketch = bool(self.manifest["line_art"])
         self.names: list[str] = []
-        for name in self.manifest["splits"][split]:
-            files = [self.root / "color" / f"{name}.png"]
-            if self.has_sketch:
-                files.append(self.root / "line" / f"{name}.png")
-            if len(self._readable(files)) == len(files):
+        folders = [self.root / kind for kind in (("color", "line") if self.has_sketch else ("color",))]
+        files = [(name, [folder / f"{name}.png" for folder in folders]) for name in self.manifest["splits"][split]]
+        readable = set(self._readable([path for _, pair in files for path in pair]))  # one header-cache read
+        for name, pair in files:
+            if all(path in readable for path in pair):
                 self.names.append(name)
-                self.paths.append(files[0])
+                self.paths.append(pair[0])
 
     def _read(self, index: int) -> Record:
         name = self.names[index]
