@@ -1,8 +1,9 @@
 """Image files whose headers parsed before, so that a source need not open them on every start.
 
 A source checks every file's header when it is built (``ImageSource._readable``): for OpenMoji's
-training split that is 7,432 PNG files opened with Pillow, ~0.4 s of a 0.4 s data phase on a
-2-core CPU when the decoded images come from the array cache. The files that passed are
+training and validation splits that is 7,432 PNG files opened with Pillow, 0.25-0.35 s of a
+second start's 0.4 s data phase on a 2-core CPU (the decoded images come from the array cache;
+docs/benchmarks.md, "Image headers checked once"). The files that passed are
 remembered here per folder (``<keras_scft cache>/headers/<digest of the folder>.json``: name ->
 size and modification time); a file whose size or modification time changed is checked again,
 and files that failed are not remembered (they are checked, and warned about, every time).
