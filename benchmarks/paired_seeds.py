@@ -4,7 +4,8 @@ Each ``--pair`` names one run of A and one of B with the same seed, as
 ``FID_JSON:KEY,FID_JSON:KEY`` (the JSON files of benchmarks/fid_from_outputs.py and their
 keys); ``--psnr`` adds each run's self-reference PSNR from a tools/score.py ``scores.json``
 (same order as the pairs, ``A_SCORES,B_SCORES``). Prints each pair, the means and the paired
-tests of B - A on FID (one-sided, "B lower": t-test and Wilcoxon signed-rank).
+tests of B - A on FID (one-sided, "B lower": t-test and Wilcoxon signed-rank), and whether B's
+FID varies less over the seeds (standard deviations, Pitman-Morgan test for paired variances).
 
     python benchmarks/paired_seeds.py \\
         --pair 'r/fid_s0.json:bar_s0,r/fid_s0.json:extra_s0' --pair 'r/fid_s1.json:bar_s1,r/fid_s1.json:extra_s1' \\
@@ -50,6 +51,19 @@ def paired_tests(a: np.ndarray, b: np.ndarray) -> dict:
     return result
 
 
+def spread_test(a: np.ndarray, b: np.ndarray) -> dict:
+    """Whether ``b`` varies less over the seeds than ``a``: the standard deviations and the
+    Pitman-Morgan test for paired samples (var(a) = var(b) iff a + b and b - a are uncorrelated;
+    one-sided: their correlation is negative, i.e. var(b) < var(a)). Needs three pairs."""
+    from scipy import stats
+
+    result = {"sd_a": float(a.std(ddof=1)), "sd_b": float(b.std(ddof=1))} if len(a) >= 2 else {}
+    if len(a) >= 3:
+        test = stats.pearsonr(a + b, b - a, alternative="less")
+        result.update(pitman_morgan_r=float(test.statistic), p_one_sided_b_less_spread=float(test.pvalue))
+    return result
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pair", action="append", required=True, help="FID_JSON:KEY of A, then of B (repeat per seed)")
@@ -73,7 +87,8 @@ def main(argv: list[str] | None = None) -> dict:
     table = {m: np.array([r[m] for r in rows]) for m in metrics}
     summary = {"pairs": rows, "mean_a": {m: float(table[m][:, 0].mean()) for m in metrics},
                "mean_b": {m: float(table[m][:, 1].mean()) for m in metrics},
-               "fid_b_minus_a": paired_tests(table["fid"][:, 0], table["fid"][:, 1])}
+               "fid_b_minus_a": paired_tests(table["fid"][:, 0], table["fid"][:, 1]),
+               "fid_spread": spread_test(table["fid"][:, 0], table["fid"][:, 1])}
     print("pair  " + "  ".join(f"{m + ' A':>12} {m + ' B':>12}" for m in metrics))
     for i, r in enumerate(rows):
         print(f"{i:4d}  " + "  ".join(f"{r[m][0]:12.2f} {r[m][1]:12.2f}" for m in metrics))
@@ -82,6 +97,11 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"FID B - A: mean {tests['mean_diff']:+.2f}, lower in {tests['lower_in']} of {tests['n']}"
           + (f", sd {tests['sd_diff']:.2f}, paired t one-sided p = {tests['t_p_one_sided']:.3f}, "
              f"Wilcoxon one-sided p = {tests['wilcoxon_p_one_sided']:.3f}" if "sd_diff" in tests else ""))
+    spread = summary["fid_spread"]
+    if "pitman_morgan_r" in spread:
+        print(f"FID spread over seeds: sd A {spread['sd_a']:.2f}, sd B {spread['sd_b']:.2f}; Pitman-Morgan "
+              f"r = {spread['pitman_morgan_r']:+.2f}, "
+              f"one-sided p (B less spread) = {spread['p_one_sided_b_less_spread']:.3f}")
     if args.out:
         with open(args.out, "w") as f:
             json.dump(summary, f, indent=2)

@@ -41,6 +41,23 @@ def test_means_differences_and_tests(tmp_path, capsys):
     assert "lower in 2 of 3" in capsys.readouterr().out
 
 
+def test_spread_is_compared_with_the_pitman_morgan_test(tmp_path, capsys):
+    """B's FID varies less than A's: the test's correlation of sums and differences is negative,
+    and equals var(b) - var(a) scaled (its sign flips when A and B swap)."""
+    import numpy as np
+
+    spread = main(_write(tmp_path))["fid_spread"]
+    a, b = np.array(FID_A), np.array(FID_B)
+    assert spread["sd_a"] == pytest.approx(a.std(ddof=1)) and spread["sd_b"] == pytest.approx(b.std(ddof=1))
+    assert spread["sd_b"] < spread["sd_a"] and spread["pitman_morgan_r"] < 0
+    expected = stats.pearsonr(a + b, b - a, alternative="less")
+    assert spread["pitman_morgan_r"] == pytest.approx(expected.statistic)
+    assert spread["p_one_sided_b_less_spread"] == pytest.approx(expected.pvalue)
+    assert "Pitman-Morgan" in capsys.readouterr().out
+    swapped = main([arg if arg == "--pair" else ",".join(reversed(arg.split(","))) for arg in _write(tmp_path)])
+    assert swapped["fid_spread"]["pitman_morgan_r"] == pytest.approx(-spread["pitman_morgan_r"])
+
+
 def test_bad_arguments_name_what_is_wrong(tmp_path):
     pairs = _write(tmp_path)
     with pytest.raises(SystemExit, match="has no key 'c_s0'"):
