@@ -25,7 +25,7 @@ import numpy as np
 
 from keras_scft.data.pipeline import EXAMPLE_INPUTS, EXAMPLE_TARGETS, load_arrays, validation_examples
 from keras_scft.data.sources import ImageSource
-from keras_scft.utils.paths import cache_dir
+from keras_scft.utils.paths import cache_dir, files_digest
 
 # Bump when reading, cropping or resizing changes what load_arrays returns for the same files.
 FORMAT = 1
@@ -101,10 +101,7 @@ def _examples_source_digest() -> str:
     """Digest of the source files that build validation examples (the augmentation and
     data/pipeline.py): a cached validation set is stale once they change."""
     package = Path(__file__).parent.parent
-    digest = hashlib.sha256()
-    for path in [*sorted((package / "augment").glob("*.py")), package / "data" / "pipeline.py"]:
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
+    return files_digest([*sorted((package / "augment").glob("*.py")), package / "data" / "pipeline.py"])
 
 
 def validation_key(arrays: dict[str, np.ndarray], augment, count: int, seed: int) -> str:

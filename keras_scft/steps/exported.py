@@ -34,6 +34,7 @@ import keras
 import numpy as np
 
 from keras_scft.data.io import write_atomic
+from keras_scft.utils.paths import files_digest
 
 FORMAT = 1  # bump when the key's material or the file's content changes meaning
 _PACKAGE = Path(__file__).resolve().parents[1]
@@ -57,13 +58,6 @@ def _source_files(model: keras.Model) -> list[Path]:
     return sorted(files)
 
 
-def _files_digest(paths: list[Path]) -> str:
-    digest = hashlib.sha256()
-    for path in paths:
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
-
-
 def _versions() -> dict:
     import jaxlib
 
@@ -75,7 +69,7 @@ def key_material(model: keras.Model) -> dict:
     return {
         "format": FORMAT,
         "versions": _versions(),
-        "sources": _files_digest(_source_files(model)),
+        "sources": files_digest(_source_files(model)),
         "class": f"{type(model).__module__}.{type(model).__qualname__}",
         "config": model.get_config(),
         "compile": model.get_compile_config(),
@@ -164,7 +158,7 @@ class ExportedStepCache:
         depends on that is known before the model is built (keras_scft's sources, the versions
         of jax, jaxlib and keras): after an upgrade or an edit the preload finds no index,
         rather than loading a stale program whose executable is no longer cached."""
-        package = _files_digest(sorted(_PACKAGE.rglob("*.py")))
+        package = files_digest(sorted(_PACKAGE.rglob("*.py")))
         fingerprint = {"settings": settings, "format": FORMAT, "versions": _versions(), "package": package}
         return self.folder / f"settings-{_digest(fingerprint)}.key"
 
