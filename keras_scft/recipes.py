@@ -149,7 +149,7 @@ SCHEMA: dict[str, Any] = {
                                      "(0: none; at most every log interval)", minimum=0),
         "log_interval": Field("int", 100, "steps per Keras 'epoch' (progress bar line, TensorBoard point)",
                               minimum=1),
-        "tensorboard": Field("bool", True, "write TensorBoard scalars (needs tensorflow installed)"),
+        "tensorboard": Field("bool", True, "write TensorBoard scalars (logs/train, logs/validation)"),
         "compile_cache": Field("str", None, "JAX persistent compilation cache folder (default: "
                                "<cache>/jax_compilation; \"off\" disables it)", nullable=True),
         "step_cache": Field("str", None, "JAX: folder of exported train steps, so a second start "

@@ -49,6 +49,8 @@ from keras_scft.recipes import RecipeError
 from keras_scft.training.callbacks import (Checkpointer, NonFiniteLossError, SampleGrid, StopOnNonFinite,
                                            Throughput)
 from keras_scft.training.checkpoints import list_checkpoints, load_latest
+from keras_scft.training.tensorboard import ScalarLog
+from keras_scft.utils.lazy_tensorflow import tensorflow_left_unimported
 from keras_scft.utils.paths import cache_dir
 
 if TYPE_CHECKING:
@@ -158,29 +160,6 @@ def _write_json(path: Path, payload) -> None:
     write_atomic(path, (json.dumps(payload, indent=2, default=float) + "\n").encode())
 
 
-def _tensorboard(folder: Path) -> list:
-    try:
-        import tensorboard  # noqa: F401
-        import tensorflow  # noqa: F401  (the TensorBoard writer needs both)
-    except ImportError:
-        _say("TensorBoard logging skipped: tensorflow/tensorboard are not installed")
-        return []
-    return [EpochTensorBoard(str(folder))]
-
-
-class EpochTensorBoard(keras.callbacks.TensorBoard):
-    """Keras' TensorBoard callback writing scalars at epoch ends only (no graph, no
-    profiling), declared safe for Keras' asynchronous batch-end hooks (see
-    :class:`~keras_scft.training.callbacks.RunCallback`): so set up, its batch-end hook writes
-    nothing (no summary writer is active between epochs). Keras' class does not declare it,
-    and one such callback makes Keras wait for the device after every execution."""
-
-    async_safe = True
-
-    def __init__(self, log_dir: str):
-        super().__init__(log_dir, write_graph=False, update_freq="epoch", profile_batch=0)
-
-
 def _place(recipe: dict, where: str, processes: ProcessSettings | None) -> Placement:
     """Set up the recipe's distribution strategy (first thing: multi-worker engines must start
     before the backend computes anything)."""
@@ -240,8 +219,14 @@ def train(recipe: dict, resume: bool = True, progress: bool = True, processes: P
 
     ``processes``: this process's place in a JAX multi-worker run (command-line flags).
     Raises :class:`RecipeError` for a bad recipe and ``keras_scft.distribute.DistributionError``
-    for missing or inconsistent cluster settings (both name what to fix).
+    for missing or inconsistent cluster settings (both name what to fix). On backends other
+    than TensorFlow, the run does not import TensorFlow (:mod:`keras_scft.utils.lazy_tensorflow`).
     """
+    with tensorflow_left_unimported():
+        return _train(recipe, resume, progress, processes)
+
+
+def _train(recipe: dict, resume: bool, progress: bool, processes: ProcessSettings | None) -> dict:
     started = time.perf_counter()
     backend = keras.backend.backend()
     train_cfg, out_cfg = recipe["train"], recipe["output"]
@@ -355,7 +340,7 @@ def train(recipe: dict, resume: bool = True, progress: bool = True, processes: P
         grids = grid_class(run_dir / "samples", examples, sample_every, per_epoch)
         callbacks.append(grids)
     if out_cfg["tensorboard"] and chief:
-        callbacks += _tensorboard(run_dir / "logs")
+        callbacks.append(ScalarLog(run_dir / "logs"))
     wall = time.perf_counter()
     phases["fit"] = wall - started  # data, model, augmentation and validation set ready
     validated = validation_epochs(epochs, per_epoch, validate_every) if validation is not None else []

@@ -1,0 +1,96 @@
+"""A run of another backend leaves TensorFlow unimported (keras_scft.utils.lazy_tensorflow).
+
+Each check runs in a fresh JAX-backend process: the test processes have TensorFlow imported.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import TINY_WIDTHS, own_processes
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_jax(code: str, **env) -> dict:
+    """Run ``code`` (which prints one JSON line last) in a fresh JAX-backend process."""
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                            env={**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(ROOT),
+                                 "KERAS_SCFT_QUIET": "1", **env}, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_keras_seeds_and_serializes_without_importing_tensorflow_and_imports_it_after():
+    found = run_jax("""
+        import json, sys
+        import keras, numpy as np
+        from keras.src.utils import module_utils
+        from keras_scft.utils.lazy_tensorflow import tensorflow_left_unimported
+
+        def weights():
+            layer = keras.layers.Dense(3)
+            layer.build((None, 4))
+            return layer.get_weights()[0].tolist()
+
+        with tensorflow_left_unimported():
+            keras.utils.set_random_seed(7)
+            inside = weights()
+            keras.saving.serialize_keras_object(keras.optimizers.Adam(1e-4))
+            keras.saving.serialize_keras_object(keras.layers.Dense(3))
+            untouched = "tensorflow" not in sys.modules
+        after = module_utils.tensorflow.available  # outside: Keras' own behaviour, which imports
+        keras.utils.set_random_seed(7)
+        print(json.dumps({"untouched": untouched, "after": after, "imported": "tensorflow" in sys.modules,
+                          "same_weights": inside == weights()}))
+    """)
+    assert found == {"untouched": True, "after": True, "imported": True, "same_weights": True}
+
+
+def test_once_tensorflow_is_imported_keras_sees_it_inside_the_block():
+    found = run_jax("""
+        import json
+        import keras
+        from keras.src.utils import module_utils
+        from keras_scft.utils.lazy_tensorflow import tensorflow_left_unimported
+
+        with tensorflow_left_unimported():
+            before = module_utils.tensorflow.available
+            import tensorflow as tf
+            after = module_utils.tensorflow.available
+            shape = keras.saving.serialize_keras_object(tf.TensorShape([2, 3]))
+        print(json.dumps({"before": before, "after": after, "shape": shape}))
+    """)
+    assert found == {"before": False, "after": True, "shape": [2, 3]}
+
+
+@own_processes
+@pytest.mark.slow
+def test_a_jax_training_run_with_tensorboard_never_imports_tensorflow(tmp_path, sample_dir):
+    recipe = {
+        "backend": "jax",
+        "data": {"type": "openmoji", "root": str(sample_dir), "image_size": 32, "prepare": False},
+        "model": {"widths": list(TINY_WIDTHS), "residual_blocks": 1, "discriminator_widths": [16, 32, 32],
+                  "perceptual": None},
+        "loss": {"weights": {"perceptual": 0, "style": 0}},
+        "train": {"batch_size": 4, "steps": 2, "steps_per_execution": 1},
+        "output": {"dir": str(tmp_path / "run"), "log_interval": 2, "checkpoint_interval": 2,
+                   "sample_interval": 2, "tensorboard": True},
+    }
+    (tmp_path / "recipe.json").write_text(json.dumps(recipe))
+    found = run_jax(f"""
+        import json, sys
+        from keras_scft.recipes import load_recipe
+        from keras_scft.training.run import train
+        final = train(load_recipe({str(tmp_path / "recipe.json")!r}), progress=False)
+        print(json.dumps({{"steps": final["steps"], "imported": "tensorflow" in sys.modules}}))
+    """, KERAS_SCFT_CACHE=str(tmp_path / "cache"))
+    assert found == {"steps": 2, "imported": False}
+    logs = tmp_path / "run" / "logs"
+    assert [len(list((logs / sub).glob("events.out.tfevents.*"))) for sub in ("train", "validation")] == [1, 1]
+    assert (tmp_path / "run" / "generator.keras").is_file()
