@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import TINY_WIDTHS, own_processes
+from tests.helpers import own_processes
+from tests.training.test_train import tiny_recipe
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -72,16 +73,8 @@ def test_once_tensorflow_is_imported_keras_sees_it_inside_the_block():
 @own_processes
 @pytest.mark.slow
 def test_a_jax_training_run_with_tensorboard_never_imports_tensorflow(tmp_path, sample_dir):
-    recipe = {
-        "backend": "jax",
-        "data": {"type": "openmoji", "root": str(sample_dir), "image_size": 32, "prepare": False},
-        "model": {"widths": list(TINY_WIDTHS), "residual_blocks": 1, "discriminator_widths": [16, 32, 32],
-                  "perceptual": None},
-        "loss": {"weights": {"perceptual": 0, "style": 0}},
-        "train": {"batch_size": 4, "steps": 2, "steps_per_execution": 1},
-        "output": {"dir": str(tmp_path / "run"), "log_interval": 2, "checkpoint_interval": 2,
-                   "sample_interval": 2, "tensorboard": True},
-    }
+    recipe = tiny_recipe(tmp_path, sample_dir, train={"steps": 2}, output={"tensorboard": True})
+    recipe["backend"] = "jax"
     (tmp_path / "recipe.json").write_text(json.dumps(recipe))
     found = run_jax(f"""
         import json, sys
