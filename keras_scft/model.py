@@ -16,6 +16,7 @@ from keras_scft.layers.discriminator import PatchDiscriminator, build_discrimina
 from keras_scft.layers.generator import SCFTGenerator, build_generator
 from keras_scft.metrics.attention_statistics import attention_statistics
 from keras_scft.optimizers import GANOptimizer
+from keras_scft.utils.lazy_tensorflow import tensorflow_left_unimported
 
 DEFAULT_LOSS_WEIGHTS = {
     "reconstruction": 30.0,
@@ -165,9 +166,11 @@ class ColorizerModel(keras.Model):
         # Slot variables are created here, eagerly: under MirroredStrategy this must happen
         # inside strategy.scope() (lazy creation inside the tf.function step fails).
         optimizer.build(self.trainable_variables)
+        with tensorflow_left_unimported():  # Keras' serializer would import it on other backends
+            optimizers = {name: keras.saving.serialize_keras_object(getattr(self, name))
+                          for name in ("g_optimizer", "d_optimizer")}
         self._compile_settings = {
-            "g_optimizer": keras.saving.serialize_keras_object(self.g_optimizer),
-            "d_optimizer": keras.saving.serialize_keras_object(self.d_optimizer),
+            **optimizers,
             "loss_weights": self.loss_weights, "gan_loss": gan_loss, "triplet_margin": self.triplet_margin,
             "triplet_cells": triplet_cells, "cross_reference": self.cross_reference,
             "cross_reference_extra": self.cross_reference_extra,
@@ -317,13 +320,14 @@ class ColorizerModel(keras.Model):
 
     # ------------------------------------------------------------------ serialization
     def get_config(self):
-        return {
-            "name": self.name,
-            "generator": keras.saving.serialize_keras_object(self.generator),
-            "discriminator": keras.saving.serialize_keras_object(self.discriminator),
-            "perceptual": keras.saving.serialize_keras_object(self.perceptual) if self.perceptual else None,
-            "augment": keras.saving.serialize_keras_object(self.augment) if self.augment else None,
-        }
+        with tensorflow_left_unimported():
+            return {
+                "name": self.name,
+                "generator": keras.saving.serialize_keras_object(self.generator),
+                "discriminator": keras.saving.serialize_keras_object(self.discriminator),
+                "perceptual": keras.saving.serialize_keras_object(self.perceptual) if self.perceptual else None,
+                "augment": keras.saving.serialize_keras_object(self.augment) if self.augment else None,
+            }
 
     @classmethod
     def from_config(cls, config):

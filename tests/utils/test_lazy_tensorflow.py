@@ -70,6 +70,28 @@ def test_once_tensorflow_is_imported_keras_sees_it_inside_the_block():
     assert found == {"before": False, "after": True, "shape": [2, 3]}
 
 
+def test_the_python_api_compiles_and_fits_without_importing_tensorflow():
+    """ColorizerModel.compile and get_config (also the kept step's key) serialize Keras
+    objects; on JAX that no longer imports TensorFlow (a user's own keras.utils.set_random_seed
+    or model.save still does: Keras' code, outside ours)."""
+    found = run_jax("""
+        import json, sys
+        import numpy as np
+        from keras_scft import ColorizerModel, SelfAugment, build_discriminator, build_generator
+        from tests.helpers import TINY_WIDTHS
+
+        model = ColorizerModel(generator=build_generator(widths=TINY_WIDTHS, residual_blocks=1),
+                               discriminator=build_discriminator(widths=(16, 32, 32)), perceptual=None,
+                               augment=SelfAugment(feature_stride=16, seed=0))
+        model.compile(loss_weights={"perceptual": 0, "style": 0})
+        images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3)).astype("uint8")
+        model.fit({"image": images}, batch_size=2, epochs=1, verbose=0)
+        model.get_config()
+        print(json.dumps({"imported": "tensorflow" in sys.modules}))
+    """)
+    assert found == {"imported": False}
+
+
 @own_processes
 @pytest.mark.slow
 def test_a_jax_training_run_with_tensorboard_never_imports_tensorflow(tmp_path, sample_dir):
