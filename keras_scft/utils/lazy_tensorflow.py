@@ -48,7 +48,8 @@ def tensorflow_left_unimported() -> Iterator[None]:
     lazy module is not the one this was written for.
     """
     lazy = _lazy_tensorflow()
-    if lazy is None or keras.backend.backend() == "tensorflow" or lazy.name in sys.modules:
+    if (lazy is None or isinstance(lazy, _AvailableOnceImported)  # None, or inside another such block
+            or keras.backend.backend() == "tensorflow" or lazy.name in sys.modules):
         yield
         return
     original = type(lazy)

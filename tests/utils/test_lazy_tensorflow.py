@@ -53,6 +53,24 @@ def test_keras_seeds_and_serializes_without_importing_tensorflow_and_imports_it_
     assert found == {"untouched": True, "after": True, "imported": True, "same_weights": True}
 
 
+def test_blocks_nest_and_the_outermost_restores_keras_module():
+    found = run_jax("""
+        import json, sys
+        import keras
+        from keras.src.utils import module_utils
+        from keras_scft.utils.lazy_tensorflow import tensorflow_left_unimported
+
+        original = type(module_utils.tensorflow)
+        with tensorflow_left_unimported():
+            with tensorflow_left_unimported():  # train() around ColorizerModel.compile
+                keras.saving.serialize_keras_object(keras.optimizers.Adam(1e-4))
+            inner_left = type(module_utils.tensorflow) is not original
+        print(json.dumps({"inner_left_it_patched": inner_left, "restored": type(module_utils.tensorflow) is original,
+                          "imported": "tensorflow" in sys.modules}))
+    """)
+    assert found == {"inner_left_it_patched": True, "restored": True, "imported": False}
+
+
 def test_once_tensorflow_is_imported_keras_sees_it_inside_the_block():
     found = run_jax("""
         import json
