@@ -37,13 +37,12 @@ class EventFile:
         self.folder = Path(folder)
         self._records: RecordWriter | None = None
 
-    def _open(self) -> RecordWriter:
+    def _open(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         now = time.time()
         name = f"events.out.tfevents.{int(now)}.{socket.gethostname()}.{os.getpid()}.{next(_FILE_NUMBERS)}.v2"
         self._records = RecordWriter(open(self.folder / name, "ab"))
         self._write(event_pb2.Event(wall_time=now, file_version="brain.Event:2"))
-        return self._records
 
     def _write(self, event: event_pb2.Event) -> None:
         self._records.write(event.SerializeToString())
@@ -82,7 +81,7 @@ class ScalarLog(keras.callbacks.Callback):
         self.validation_file = EventFile(Path(folder) / "validation")
 
     def on_epoch_end(self, epoch, logs=None):
-        numbers = {k: float(v) for k, v in (logs or {}).items() if _is_number(v)}
+        numbers = {k: v for k, v in ((k, _number(v)) for k, v in (logs or {}).items()) if v is not None}
         train = {f"epoch_{k}": v for k, v in numbers.items() if not k.startswith("val_")}
         validation = {f"epoch_{k[4:]}": v for k, v in numbers.items() if k.startswith("val_")}
         if train:
@@ -95,11 +94,9 @@ class ScalarLog(keras.callbacks.Callback):
         self.validation_file.close()
 
 
-def _is_number(value) -> bool:
-    if value is None:
-        return False
+def _number(value) -> float | None:
+    """``value`` as a float, or None where it is None or not a number."""
     try:
-        float(value)
+        return float(value)
     except (TypeError, ValueError):
-        return False
-    return True
+        return None
