@@ -15,7 +15,11 @@ difference of its images from those of the last ``base`` run (``--reference``, w
 * ``bf16w``: kernels (every variable of 2+ dimensions) passed in bfloat16, cast once outside
   the jitted function instead of in it (mixed precision casts them to bfloat16 anyway);
 * ``pool2``: the encoders' block average pooling as two means (columns, then rows);
-* ``poolrw``: the same pooling as ``keras.ops.average_pool`` (a reduce_window).
+* ``poolrw``: the same pooling as ``keras.ops.average_pool`` (a reduce_window);
+* ``widestats``: the instance-norm sums over rows of 128 values: each [B, H, W, C] map read as
+  [B, H*W / k, k*C] with k*C = 128 (a column reduction whose kept minor axis spans 256 bytes
+  of bfloat16 instead of C*2), summed over the middle axis, then over the k (same sums, another
+  float order).
 
 Differences from ``base`` of ~0.1 are the spread of a changed float order under bfloat16
 (autotuning may pick other convolution algorithms for another program), not a changed function.
@@ -31,7 +35,7 @@ import sys
 os.environ.setdefault("KERAS_BACKEND", "jax")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-CHANGES = ("twopass", "bf16w", "pool2", "poolrw")
+CHANGES = ("twopass", "bf16w", "pool2", "poolrw", "widestats")
 
 
 def parse_variant(variant: str) -> set[str]:
@@ -55,6 +59,23 @@ def patches(parts: set[str]) -> list[tuple[object, str, object]]:
     def two_pass_moments(x, axes=(1, 2)):
         return ops.moments(ops.cast(x, "float32"), axes=axes, keepdims=True)
 
+    def wide_moments(x, axes=(1, 2)):
+        x = ops.cast(x, "float32")
+        _, height, width, channels = x.shape
+        k = max(1, 128 // channels)
+        while (height * width) % k:
+            k //= 2
+
+        def spatial_mean(y):
+            y = ops.sum(ops.reshape(y, (-1, height * width // k, k * channels)), axis=1)
+            return ops.reshape(ops.sum(ops.reshape(y, (-1, k, channels)), axis=1) / (height * width),
+                               (-1, 1, 1, channels))
+
+        shift = ops.stop_gradient(x[:, :1, :1, :])
+        d = x - shift
+        mean_d = spatial_mean(d)
+        return shift + mean_d, ops.maximum(spatial_mean(ops.square(d)) - ops.square(mean_d), 0.0)
+
     def two_means(self, x):
         return ops.mean(ops.mean(pooling._blocks(x, self.size), axis=4), axis=2)
 
@@ -62,8 +83,12 @@ def patches(parts: set[str]) -> list[tuple[object, str, object]]:
         return ops.average_pool(x, self.size, self.size, padding="valid")
 
     chosen = []
+    if "twopass" in parts and "widestats" in parts:
+        raise ValueError("twopass and widestats both replace the instance-norm statistics; pick one")
     if "twopass" in parts:
         chosen.append((instance_norm, "one_pass_moments", two_pass_moments))
+    if "widestats" in parts:
+        chosen.append((instance_norm, "one_pass_moments", wide_moments))
     if "pool2" in parts or "poolrw" in parts:
         chosen.append((pooling.BlockAveragePooling2D, "call", reduce_window if "poolrw" in parts else two_means))
     return chosen

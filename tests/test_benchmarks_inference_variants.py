@@ -13,12 +13,14 @@ pytestmark = pytest.mark.multi_backend
 
 
 def test_variant_names_are_checked():
-    from inference_variants import parse_variant
+    from inference_variants import parse_variant, patches
 
     assert parse_variant("base") == set()
     assert parse_variant("twopass+bf16w") == {"twopass", "bf16w"}
     with pytest.raises(ValueError, match="unknown variant part"):
         parse_variant("twopass+fp8")
+    with pytest.raises(ValueError, match="pick one"):
+        patches({"twopass", "widestats"})
 
 
 def test_patched_functions_compute_what_they_replace():
@@ -28,9 +30,11 @@ def test_patched_functions_compute_what_they_replace():
     from keras_scft.layers.pooling import BlockAveragePooling2D
 
     x = (2.0 + np.random.default_rng(0).normal(size=(2, 8, 12, 3))).astype("float32")
-    (_, _, two_pass), = patches({"twopass"})
-    for ours, theirs in zip(one_pass_moments(x), two_pass(x)):
-        np.testing.assert_allclose(keras.ops.convert_to_numpy(ours), keras.ops.convert_to_numpy(theirs), rtol=1e-4)
+    for part in ("twopass", "widestats"):
+        (_, _, moments), = patches({part})
+        for ours, theirs in zip(one_pass_moments(x), moments(x)):
+            np.testing.assert_allclose(keras.ops.convert_to_numpy(ours), keras.ops.convert_to_numpy(theirs),
+                                       rtol=1e-4, err_msg=part)
     layer = BlockAveragePooling2D(4)
     for part in ("pool2", "poolrw"):
         (owner, attribute, call), = patches({part})
