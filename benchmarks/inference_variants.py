@@ -19,7 +19,10 @@ difference of its images from those of the last ``base`` run (``--reference``, w
 * ``widestats``: the instance-norm sums over rows of 128 values: each [B, H, W, C] map read as
   [B, H*W / k, k*C] with k*C = 128 (a column reduction whose kept minor axis spans 256 bytes
   of bfloat16 instead of C*2), summed over the middle axis, then over the k (same sums, another
-  float order).
+  float order);
+* ``widenorm``: the whole instance norm (statistics and the scale-and-shift, so in training
+  also the backward pass's sums over each map) on that [B, H*W / k, k*C] view, the per-channel
+  scale and shift tiled k times.
 
 Differences from ``base`` of ~0.1 are the spread of a changed float order under bfloat16
 (autotuning may pick other convolution algorithms for another program), not a changed function.
@@ -35,7 +38,7 @@ import sys
 os.environ.setdefault("KERAS_BACKEND", "jax")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-CHANGES = ("twopass", "bf16w", "pool2", "poolrw", "widestats")
+CHANGES = ("twopass", "bf16w", "pool2", "poolrw", "widestats", "widenorm")
 
 
 def parse_variant(variant: str) -> set[str]:
@@ -59,22 +62,45 @@ def patches(parts: set[str]) -> list[tuple[object, str, object]]:
     def two_pass_moments(x, axes=(1, 2)):
         return ops.moments(ops.cast(x, "float32"), axes=axes, keepdims=True)
 
-    def wide_moments(x, axes=(1, 2)):
-        x = ops.cast(x, "float32")
-        _, height, width, channels = x.shape
+    def row_factor(pixels, channels):
+        """k: the largest power of two <= 128 / channels that divides the pixel count."""
         k = max(1, 128 // channels)
-        while (height * width) % k:
+        while pixels % k:
             k //= 2
+        return k
 
-        def spatial_mean(y):
-            y = ops.sum(ops.reshape(y, (-1, height * width // k, k * channels)), axis=1)
-            return ops.reshape(ops.sum(ops.reshape(y, (-1, k, channels)), axis=1) / (height * width),
-                               (-1, 1, 1, channels))
+    def wide_view(x):
+        """[B, H, W, C] -> ([B, H*W / k, k*C] (same memory order), k, a [B, 1, k*C] -> [B, 1, C] mean)."""
+        _, height, width, channels = x.shape
+        k = row_factor(height * width, channels)
 
-        shift = ops.stop_gradient(x[:, :1, :1, :])
-        d = x - shift
-        mean_d = spatial_mean(d)
-        return shift + mean_d, ops.maximum(spatial_mean(ops.square(d)) - ops.square(mean_d), 0.0)
+        def channel_mean(y):
+            y = ops.sum(y, axis=1)
+            return ops.reshape(ops.sum(ops.reshape(y, (-1, k, channels)), axis=1) / (height * width), (-1, 1, channels))
+
+        return ops.reshape(x, (-1, height * width // k, k * channels)), k, channel_mean
+
+    def wide_shifted_moments(rows, k, channel_mean):
+        """one_pass_moments on the wide view: ([B, 1, C] mean, [B, 1, C] variance)."""
+        channels = rows.shape[-1] // k
+        shift = ops.stop_gradient(rows[:, :1, :channels])
+        d = rows - ops.tile(shift, (1, 1, k))
+        mean_d = channel_mean(d)
+        return shift + mean_d, ops.maximum(channel_mean(ops.square(d)) - ops.square(mean_d), 0.0)
+
+    def wide_moments(x, axes=(1, 2)):
+        mean, variance = wide_shifted_moments(*wide_view(ops.cast(x, "float32")))
+        return ops.expand_dims(mean, 1), ops.expand_dims(variance, 1)
+
+    def wide_norm_call(self, inputs):
+        if None in inputs.shape[1:]:  # symbolic build with open sizes
+            return original_norm_call(self, inputs)
+        rows, k, channel_mean = wide_view(ops.cast(inputs, "float32"))
+        mean, variance = wide_shifted_moments(rows, k, channel_mean)
+        scale = ops.rsqrt(variance + self.epsilon) * ops.cast(self.gamma, "float32")
+        shift = ops.cast(self.beta, "float32") - mean * scale
+        y = rows * ops.tile(scale, (1, 1, k)) + ops.tile(shift, (1, 1, k))
+        return ops.cast(ops.reshape(y, (-1, *inputs.shape[1:])), self.compute_dtype)
 
     def two_means(self, x):
         return ops.mean(ops.mean(pooling._blocks(x, self.size), axis=4), axis=2)
@@ -83,15 +109,24 @@ def patches(parts: set[str]) -> list[tuple[object, str, object]]:
         return ops.average_pool(x, self.size, self.size, padding="valid")
 
     chosen = []
-    if "twopass" in parts and "widestats" in parts:
-        raise ValueError("twopass and widestats both replace the instance-norm statistics; pick one")
+    original_norm_call = instance_norm.InstanceNormalization.call
+    if len(parts & {"twopass", "widestats", "widenorm"}) > 1:
+        raise ValueError("twopass, widestats and widenorm all replace the instance-norm statistics; pick one")
     if "twopass" in parts:
         chosen.append((instance_norm, "one_pass_moments", two_pass_moments))
     if "widestats" in parts:
         chosen.append((instance_norm, "one_pass_moments", wide_moments))
+    if "widenorm" in parts:
+        chosen.append((instance_norm.InstanceNormalization, "call", wide_norm_call))
     if "pool2" in parts or "poolrw" in parts:
         chosen.append((pooling.BlockAveragePooling2D, "call", reduce_window if "poolrw" in parts else two_means))
     return chosen
+
+
+def apply_patches(parts: set[str]) -> None:
+    """Set :func:`patches` of ``parts`` in this process (for the rest of its life)."""
+    for owner, attribute, replacement in patches(parts):
+        setattr(owner, attribute, replacement)
 
 
 def cast_kernels(variables: list) -> list:
@@ -112,8 +147,7 @@ def run(variant: str, size: int, batch: int, steps: int, reference: str) -> dict
     from keras_scft.data.io import write_atomic
 
     parts = parse_variant(variant)
-    for owner, attribute, replacement in patches(parts):
-        setattr(owner, attribute, replacement)
+    apply_patches(parts)
     keras.utils.set_random_seed(0)
     prepared = prepare_inference(size, batch, "mixed_bfloat16")
     tv, ntv, inputs = prepared["args"]

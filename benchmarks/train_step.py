@@ -7,6 +7,9 @@ configuration runs in its own process (clean memory statistics and compile timin
     KERAS_BACKEND=jax python benchmarks/train_step.py --size 256 --batch-sizes 16,32 \
         --precisions mixed_bfloat16,float32 --out results.jsonl
 
+``--variant`` times the step under a variant of benchmarks/inference_variants.py (its patched
+parts: twopass, pool2, poolrw, widestats, widenorm), e.g. ``--variant widenorm``.
+
 FLOPs are analytic (benchmarks/flops.py); MFU is against --peak-tflops (790: the bf16 dense
 peak measured on the device's H100/H200 with an 8192^3 matmul).
 """
@@ -154,14 +157,26 @@ def main() -> None:
     parser.add_argument("--perceptual", default="random", help="VGG weights (speed does not depend on them)")
     parser.add_argument("--peak-tflops", type=float, default=790.0)
     parser.add_argument("--out", default=None, help="append JSON lines here")
+    parser.add_argument("--variant", default="base",
+                        help="base, or +-joined patched parts of benchmarks/inference_variants.py (not bf16w)")
     parser.add_argument("--single", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    from inference_variants import apply_patches, parse_variant
+
+    try:
+        parts = parse_variant(args.variant)
+    except ValueError as error:
+        parser.error(str(error))
+    if "bf16w" in parts:
+        parser.error("--variant: bf16w is inference_variants.py's own (kernels passed cast), not a patch")
 
     if args.single:  # child process: one configuration
+        apply_patches(parts)
         spec = json.loads(args.single)
         kind = spec.pop("kind")
         result = run_train(**spec) if kind == "train" else run_inference(**spec)
         result["device"] = device_name()
+        result["variant"] = args.variant
         result["mfu"] = result["achieved_tflops"] / args.peak_tflops
         print("RESULT " + json.dumps(result), flush=True)
         return
@@ -177,7 +192,7 @@ def main() -> None:
                       "precision": args.precisions.split(",")[0], "steps": args.steps})
     results = []
     for spec in specs:
-        proc = subprocess.run([sys.executable, __file__, "--single", json.dumps(spec),
+        proc = subprocess.run([sys.executable, __file__, "--single", json.dumps(spec), "--variant", args.variant,
                                "--peak-tflops", str(args.peak_tflops)], capture_output=True, text=True)
         lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
         if proc.returncode or not lines:

@@ -21,6 +21,8 @@ def test_variant_names_are_checked():
         parse_variant("twopass+fp8")
     with pytest.raises(ValueError, match="pick one"):
         patches({"twopass", "widestats"})
+    with pytest.raises(ValueError, match="pick one"):
+        patches({"widenorm", "widestats"})
 
 
 def test_patched_functions_compute_what_they_replace():
@@ -41,6 +43,26 @@ def test_patched_functions_compute_what_they_replace():
         assert (owner, attribute) == (BlockAveragePooling2D, "call")
         np.testing.assert_allclose(keras.ops.convert_to_numpy(call(layer, x)),
                                    keras.ops.convert_to_numpy(layer(x)), atol=1e-6, err_msg=part)
+
+
+@pytest.mark.parametrize("shape", [(2, 8, 12, 16), (2, 6, 10, 40), (1, 4, 4, 3)])
+def test_wide_instance_norm_computes_the_layer_and_its_gradient(shape):
+    from inference_variants import patches
+
+    from keras_scft.layers.instance_norm import InstanceNormalization
+    from tests.helpers import assert_same_gradients
+
+    rng = np.random.default_rng(0)
+    layer = InstanceNormalization()
+    layer.build(shape)
+    layer.gamma.assign(rng.uniform(0.5, 1.5, shape[-1:]).astype("float32"))
+    layer.beta.assign(rng.normal(size=shape[-1:]).astype("float32"))
+    x = (3.0 + rng.normal(size=shape)).astype("float32")
+    (owner, attribute, wide_call), = patches({"widenorm"})
+    assert (owner, attribute) == (InstanceNormalization, "call")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(wide_call(layer, x)),
+                               keras.ops.convert_to_numpy(layer.call(x)), atol=1e-5)
+    assert_same_gradients(lambda v: wide_call(layer, v), layer.call, [x], atol=1e-4)
 
 
 def test_kernels_cast_outside_give_the_same_images():
