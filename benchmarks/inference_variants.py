@@ -16,6 +16,8 @@ difference of its images from those of the last ``base`` run (``--reference``, w
   the jitted function instead of in it (mixed precision casts them to bfloat16 anyway);
 * ``pool2``: the encoders' block average pooling as two means (columns, then rows);
 * ``poolrw``: the same pooling as ``keras.ops.average_pool`` (a reduce_window);
+* ``poolrows``: the same pooling as two means, over each block's rows first (reducing [B, H/s, s,
+  W*C] over s: the kept minor axis is a whole image row, W*C values), then over its columns;
 * ``widestats``: the instance-norm sums over rows of 128 values: each [B, H, W, C] map read as
   [B, H*W / k, k*C] with k*C = 128 (a column reduction whose kept minor axis spans 256 bytes
   of bfloat16 instead of C*2), summed over the middle axis, then over the k (same sums, another
@@ -38,7 +40,7 @@ import sys
 os.environ.setdefault("KERAS_BACKEND", "jax")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-CHANGES = ("twopass", "bf16w", "pool2", "poolrw", "widestats", "widenorm")
+CHANGES = ("twopass", "bf16w", "pool2", "poolrw", "poolrows", "widestats", "widenorm")
 
 
 def parse_variant(variant: str) -> set[str]:
@@ -108,18 +110,25 @@ def patches(parts: set[str]) -> list[tuple[object, str, object]]:
     def reduce_window(self, x):
         return ops.average_pool(x, self.size, self.size, padding="valid")
 
+    def rows_first(self, x):
+        return ops.mean(ops.mean(pooling._blocks(x, self.size), axis=2), axis=3)
+
     chosen = []
     original_norm_call = instance_norm.InstanceNormalization.call
     if len(parts & {"twopass", "widestats", "widenorm"}) > 1:
-        raise ValueError("twopass, widestats and widenorm all replace the instance-norm statistics; pick one")
+        raise ValueError(f"{', '.join(sorted(parts & {'twopass', 'widestats', 'widenorm'}))} all replace the "
+                         "instance-norm statistics; pick one")
     if "twopass" in parts:
         chosen.append((instance_norm, "one_pass_moments", two_pass_moments))
     if "widestats" in parts:
         chosen.append((instance_norm, "one_pass_moments", wide_moments))
     if "widenorm" in parts:
         chosen.append((instance_norm.InstanceNormalization, "call", wide_norm_call))
-    if "pool2" in parts or "poolrw" in parts:
-        chosen.append((pooling.BlockAveragePooling2D, "call", reduce_window if "poolrw" in parts else two_means))
+    pools = {"pool2": two_means, "poolrw": reduce_window, "poolrows": rows_first}
+    if len(parts & set(pools)) > 1:
+        raise ValueError(f"{', '.join(sorted(parts & set(pools)))} all replace the block pooling; pick one")
+    for part in parts & set(pools):
+        chosen.append((pooling.BlockAveragePooling2D, "call", pools[part]))
     return chosen
 
 

@@ -23,6 +23,8 @@ def test_variant_names_are_checked():
         patches({"twopass", "widestats"})
     with pytest.raises(ValueError, match="pick one"):
         patches({"widenorm", "widestats"})
+    with pytest.raises(ValueError, match="pick one"):
+        patches({"pool2", "poolrows"})
 
 
 def test_patched_functions_compute_what_they_replace():
@@ -38,7 +40,7 @@ def test_patched_functions_compute_what_they_replace():
             np.testing.assert_allclose(keras.ops.convert_to_numpy(ours), keras.ops.convert_to_numpy(theirs),
                                        rtol=1e-4, err_msg=part)
     layer = BlockAveragePooling2D(4)
-    for part in ("pool2", "poolrw"):
+    for part in ("pool2", "poolrw", "poolrows"):
         (owner, attribute, call), = patches({part})
         assert (owner, attribute) == (BlockAveragePooling2D, "call")
         np.testing.assert_allclose(keras.ops.convert_to_numpy(call(layer, x)),
