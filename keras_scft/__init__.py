@@ -27,6 +27,7 @@ _EXPORTS = {
     "build_discriminator": "keras_scft.layers",
     "build_generator": "keras_scft.layers",
     "build_vgg_features": "keras_scft.layers",
+    "LinearDecayTail": "keras_scft.schedules",
 }
 
 
@@ -39,7 +40,7 @@ def __getattr__(name):
 
 
 __all__ = [
-    "ColorizerModel", "PatchDiscriminator", "SCFTAttention", "SCFTGenerator", "SelfAugment",
+    "ColorizerModel", "LinearDecayTail", "PatchDiscriminator", "SCFTAttention", "SCFTGenerator", "SelfAugment",
     "__version__", "build_discriminator", "build_generator", "build_vgg_features", "colorize",
     "load_generator",
 ]

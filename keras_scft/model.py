@@ -16,6 +16,7 @@ from keras_scft.layers.discriminator import PatchDiscriminator, build_discrimina
 from keras_scft.layers.generator import SCFTGenerator, build_generator
 from keras_scft.metrics.attention_statistics import attention_statistics
 from keras_scft.optimizers import GANOptimizer
+from keras_scft.schedules import LinearDecayTail  # noqa: F401 (registered: checkpoints' optimizers may use it)
 from keras_scft.utils.lazy_tensorflow import tensorflow_left_unimported
 
 DEFAULT_LOSS_WEIGHTS = {

@@ -117,6 +117,11 @@ SCHEMA: dict[str, Any] = {
         "d_learning_rate": Field("float", 2e-4, "discriminator Adam learning rate", minimum=0.0),
         "beta_1": Field("float", 0.5, "Adam beta_1", minimum=0.0, below=1.0),
         "beta_2": Field("float", 0.999, "Adam beta_2", minimum=0.0, below=1.0),
+        "decay_fraction": Field("float", 0.0, "share of the run's steps, at its end, over which both "
+                                "learning rates fall linearly to 0 (pix2pix's schedule, e.g. 0.5: "
+                                "constant for the first half); 0: constant, the paper's. A run with "
+                                "decay resumes only to the same total steps",
+                                minimum=0.0, maximum=1.0),
         "g_ema": Field("float", 0.0, "momentum of an exponential moving average of the generator's "
                        "weights (e.g. 0.999); the generator saved at the end of training gets the "
                        "average (0: off, the raw weights)", minimum=0.0, below=1.0),

@@ -46,6 +46,7 @@ from keras_scft.layers.discriminator import build_discriminator
 from keras_scft.layers.generator import build_generator
 from keras_scft.model import ColorizerModel
 from keras_scft.recipes import RecipeError
+from keras_scft.schedules import LinearDecayTail
 from keras_scft.training.callbacks import (Checkpointer, NonFiniteLossError, SampleGrid, StopOnNonFinite,
                                            Throughput)
 from keras_scft.training.checkpoints import list_checkpoints, load_latest
@@ -105,8 +106,29 @@ def build_augment(recipe: dict, stride: int, seed: int) -> SelfAugment:
     )
 
 
-def build_model(recipe: dict, augment_in_step: bool) -> ColorizerModel:
-    """A compiled ColorizerModel for a recipe (call inside the distribution scope)."""
+def learning_rates(optimizer: dict, total_steps: int | None) -> tuple:
+    """The recipe's (generator, discriminator) learning rates: floats, or with
+    ``optimizer.decay_fraction`` > 0, :class:`LinearDecayTail` schedules over ``total_steps``."""
+    rates = optimizer["g_learning_rate"], optimizer["d_learning_rate"]
+    if not optimizer["decay_fraction"]:
+        return rates
+    if total_steps is None:
+        raise ValueError("optimizer.decay_fraction > 0 needs the run's total steps")
+    decay = max(1, round(optimizer["decay_fraction"] * total_steps))
+    return tuple(LinearDecayTail(rate, total_steps, decay) for rate in rates)
+
+
+def decay_total_steps(model: ColorizerModel) -> int | None:
+    """The total steps of a (restored) model's decaying learning rate; None for a constant one."""
+    rate = model.g_optimizer.get_config()["learning_rate"]
+    if isinstance(rate, dict) and rate.get("class_name") == "LinearDecayTail":
+        return int(rate["config"]["total_steps"])
+    return None
+
+
+def build_model(recipe: dict, augment_in_step: bool, total_steps: int | None = None) -> ColorizerModel:
+    """A compiled ColorizerModel for a recipe (call inside the distribution scope);
+    ``total_steps``: the run's, needed when the recipe's learning rates decay."""
     m, opt, loss = recipe["model"], recipe["optimizer"], recipe["loss"]
     size = recipe["data"]["image_size"]
     generator = build_generator(m["widths"], m["downsample"], m["norm"], m["residual_blocks"],
@@ -119,9 +141,10 @@ def build_model(recipe: dict, augment_in_step: bool) -> ColorizerModel:
     # The generator's weight average: the optimizer keeps it and writes it into the generator
     # when fit() ends (checkpoints keep the raw weights and the average, so resuming goes on).
     ema = {"use_ema": True, "ema_momentum": opt["g_ema"]} if opt["g_ema"] else {}
+    g_rate, d_rate = learning_rates(opt, total_steps)
     model.compile(
-        g_optimizer=keras.optimizers.Adam(opt["g_learning_rate"], beta_1=opt["beta_1"], beta_2=opt["beta_2"], **ema),
-        d_optimizer=keras.optimizers.Adam(opt["d_learning_rate"], beta_1=opt["beta_1"], beta_2=opt["beta_2"]),
+        g_optimizer=keras.optimizers.Adam(g_rate, beta_1=opt["beta_1"], beta_2=opt["beta_2"], **ema),
+        d_optimizer=keras.optimizers.Adam(d_rate, beta_1=opt["beta_1"], beta_2=opt["beta_2"]),
         loss_weights=loss["weights"], gan_loss=loss["gan"], triplet_margin=loss["triplet_margin"],
         triplet_cells=loss["triplet_cells"], cross_reference=loss["cross_reference"],
         cross_reference_extra=loss["cross_reference_extra"],
@@ -281,11 +304,17 @@ def _train(recipe: dict, resume: bool, progress: bool, processes: ProcessSetting
         restored = load_latest(checkpoints, clean=chief) if resume else None
         if restored is not None:
             start, model = restored
+            decays_to = decay_total_steps(model)
+            if decays_to is not None and decays_to != total:
+                raise RecipeError(
+                    f"the checkpoints in {checkpoints} decay the learning rates to 0 at step {decays_to} "
+                    f"(optimizer.decay_fraction), but this recipe trains to step {total}; resume with the "
+                    "run's own train.steps, or start a new run")
             model.steps_per_execution = train_cfg["steps_per_execution"]  # the recipe's (no effect on the math)
             _say(f"resuming {run_dir} from step {start}")
         else:
             keras.utils.set_random_seed(recipe["seed"])  # same recipe, same initial weights
-            start, model = 0, build_model(recipe, augment_in_step=where == "step")
+            start, model = 0, build_model(recipe, augment_in_step=where == "step", total_steps=total)
     placement.check_same(start, "the step to resume from")
     phases["model"] = time.perf_counter() - started
     model.step_cache = step_cache

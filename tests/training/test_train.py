@@ -93,6 +93,39 @@ def test_resume_matches_an_uninterrupted_run(tmp_path, sample_dir):
         np.testing.assert_allclose(a, b, atol=1e-5)
 
 
+@pytest.mark.slow
+def test_decaying_learning_rates_resume_exactly_and_only_to_their_total(tmp_path, sample_dir):
+    def recipe_in(name):
+        recipe = validate(tiny_recipe(tmp_path / name, sample_dir, augment={"where": "step"},
+                                      optimizer={"decay_fraction": 0.5}, output={"sample_interval": 0}))
+        recipe["name"] = name
+        return recipe
+
+    straight = recipe_in("straight")
+    train(straight, progress=False)
+    step, model = load_latest(tmp_path / "straight" / "run" / "checkpoints")
+    assert step == 4
+    for optimizer, rate in ((model.g_optimizer, 1e-4), (model.d_optimizer, 2e-4)):
+        assert optimizer.get_config()["learning_rate"]["config"] == {
+            "learning_rate": rate, "total_steps": 4, "decay_steps": 2}
+        assert float(keras.ops.convert_to_numpy(optimizer.learning_rate)) == 0.0  # what a fifth step would use
+
+    # a run stopped after step 2 (its checkpoint alone), resumed: the same weights as the straight run
+    resumed = recipe_in("resumed")
+    (tmp_path / "resumed" / "run" / "checkpoints").mkdir(parents=True)
+    os.link(checkpoint_path(tmp_path / "straight" / "run" / "checkpoints", 2),
+            checkpoint_path(tmp_path / "resumed" / "run" / "checkpoints", 2))
+    assert train(resumed, progress=False)["resumed_from"] == 2
+    for a, b in zip(load_model(tmp_path / "straight" / "run" / "generator.keras").get_weights(),
+                    load_model(tmp_path / "resumed" / "run" / "generator.keras").get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+    resumed["train"]["steps"] = 6
+    with pytest.raises(RecipeError, match=r"decay the learning rates to 0 at step 4 .* trains to step 6"):
+        train(resumed, progress=False)
+    assert [s for s, _ in list_checkpoints(tmp_path / "resumed" / "run" / "checkpoints")] == [2, 4]
+
+
 def test_validation_epochs_are_every_interval_and_the_last():
     assert validation_epochs(epochs=7, per_epoch=100, every=200) == [2, 4, 6, 7]
     assert validation_epochs(epochs=8, per_epoch=100, every=200) == [2, 4, 6, 8]
