@@ -72,7 +72,8 @@ def patches(parts: set[str]) -> list[tuple[object, str, object]]:
         return k
 
     def wide_view(x):
-        """[B, H, W, C] -> ([B, H*W / k, k*C] (same memory order), k, a [B, 1, k*C] -> [B, 1, C] mean)."""
+        """[B, H, W, C] -> ([B, H*W / k, k*C] (same memory order), k, the per-channel spatial
+        mean of such a view: [B, H*W / k, k*C] -> [B, 1, C])."""
         _, height, width, channels = x.shape
         k = row_factor(height * width, channels)
 
@@ -115,9 +116,9 @@ def patches(parts: set[str]) -> list[tuple[object, str, object]]:
 
     chosen = []
     original_norm_call = instance_norm.InstanceNormalization.call
-    if len(parts & {"twopass", "widestats", "widenorm"}) > 1:
-        raise ValueError(f"{', '.join(sorted(parts & {'twopass', 'widestats', 'widenorm'}))} all replace the "
-                         "instance-norm statistics; pick one")
+    statistics = parts & {"twopass", "widestats", "widenorm"}
+    if len(statistics) > 1:
+        raise ValueError(f"{', '.join(sorted(statistics))} all replace the instance-norm statistics; pick one")
     if "twopass" in parts:
         chosen.append((instance_norm, "one_pass_moments", two_pass_moments))
     if "widestats" in parts:
