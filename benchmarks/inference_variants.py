@@ -126,9 +126,10 @@ def patches(parts: set[str]) -> list[tuple[object, str, object]]:
     if "widenorm" in parts:
         chosen.append((instance_norm.InstanceNormalization, "call", wide_norm_call))
     pools = {"pool2": two_means, "poolrw": reduce_window, "poolrows": rows_first}
-    if len(parts & set(pools)) > 1:
-        raise ValueError(f"{', '.join(sorted(parts & set(pools)))} all replace the block pooling; pick one")
-    for part in parts & set(pools):
+    pooling_parts = parts & set(pools)
+    if len(pooling_parts) > 1:
+        raise ValueError(f"{', '.join(sorted(pooling_parts))} all replace the block pooling; pick one")
+    for part in pooling_parts:
         chosen.append((pooling.BlockAveragePooling2D, "call", pools[part]))
     return chosen
 

@@ -7,8 +7,8 @@ configuration runs in its own process (clean memory statistics and compile timin
     KERAS_BACKEND=jax python benchmarks/train_step.py --size 256 --batch-sizes 16,32 \
         --precisions mixed_bfloat16,float32 --out results.jsonl
 
-``--variant`` times the step under a variant of benchmarks/inference_variants.py (its patched
-parts: twopass, pool2, poolrw, widestats, widenorm), e.g. ``--variant widenorm``.
+``--variant`` times the step under a variant of benchmarks/inference_variants.py (any of its
+parts but bf16w, which is not a patch), e.g. ``--variant widenorm+poolrows``.
 
 FLOPs are analytic (benchmarks/flops.py); MFU is against --peak-tflops (790: the bf16 dense
 peak measured on the device's H100/H200 with an 8192^3 matmul).
